@@ -1,0 +1,60 @@
+/** `faultline run SCENARIO`: start the local stack, run one scenario through the API, print, tear down. */
+import { parseScenarioText, type Result, type Scenario } from "@faultline/shared";
+import { SingleBar } from "cli-progress";
+import { readFile } from "node:fs/promises";
+import { ApiClient, type RunView } from "../client.ts";
+import { startStack, type Stack } from "../stack.ts";
+import { formatResult } from "../summary.ts";
+
+export interface RunOptions {
+  json: boolean;
+  natsUrl?: string;
+  profile?: string;
+  logLevel?: string;
+}
+
+export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
+  const text = await readFile(file, "utf8");
+  const doc = parseScenarioText(text);
+  if (profile) return parseScenarioText(JSON.stringify({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
+  return doc;
+}
+
+/** Runs scenarios on a stack, with a progress bar on an interactive terminal. */
+export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boolean): Promise<RunView[]> {
+  const api = new ApiClient(stack.apiUrl);
+  const started = await Promise.all(scenarios.map((s) => api.createRun(s)));
+  const showBar = !quiet && process.stderr.isTTY && !process.env.CI;
+  const total = Math.max(...scenarios.map((s) => s.durationMs));
+  const bar = showBar ? new SingleBar({ format: " {bar} {value}/{total} ms | {states}", stream: process.stderr, hideCursor: true }) : null;
+  bar?.start(total, 0, { states: "" });
+  const latest = new Map<string, RunView>();
+  const tick = (r: RunView) => {
+    latest.set(r.id, r);
+    if (!bar) return;
+    const elapsed = Math.max(...[...latest.values()].map((x) => x.elapsedMs ?? 0));
+    const states = [...latest.values()].flatMap((x) => x.vcpus.map((v) => v.state[0]?.toUpperCase() ?? "?")).join("");
+    bar.update(Math.min(total, elapsed), { states });
+  };
+  try {
+    return await Promise.all(started.map((r) => api.waitRun(r.id, tick)));
+  } finally {
+    bar?.stop();
+  }
+}
+
+export async function runCommand(file: string, o: RunOptions): Promise<number> {
+  const scenario = await loadScenario(file, o.profile);
+  const stack = await startStack({ ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn" });
+  try {
+    const [run] = await runOnStack(stack, [scenario], o.json);
+    if (!run || run.status !== "completed" || !run.result) {
+      process.stderr.write(`run failed: ${run?.error?.code ?? ""} ${run?.error?.message ?? "unknown error"}\n`);
+      return 1;
+    }
+    process.stdout.write(o.json ? JSON.stringify(run.result, null, 2) + "\n" : formatResult(run.result as Result) + "\n");
+    return 0;
+  } finally {
+    await stack.stop();
+  }
+}

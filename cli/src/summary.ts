@@ -1,0 +1,62 @@
+/** Human-readable summaries of result documents: one run, or two side by side. */
+import type { Result, VcpuResult } from "@faultline/shared";
+
+const ms = (us: number | null | undefined) => (us === null || us === undefined ? "never" : us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us} µs`);
+const at = (x: number | null | undefined) => (x === null || x === undefined ? "never" : `${Math.round(x)} ms`);
+
+function exits(v: VcpuResult): string {
+  const e = Object.entries(v.exits).map(([k, n]) => `${k}×${n}`);
+  return e.length ? e.join(" ") : "none";
+}
+
+/** The first signal the scenario or the API sent to the vCPU (pause kicks are summarised separately). */
+function firstSignal(v: VcpuResult) {
+  return v.signals.find((s) => s.source !== "pause-kick") ?? v.signals[0];
+}
+
+export function formatResult(r: Result): string {
+  const out: string[] = [];
+  out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
+  for (const v of r.vcpus) {
+    out.push(`  vCPU ${v.id}: ${v.state.padEnd(7)} pages ${v.pagesTouched}/${v.pages}  exits ${exits(v)}  signal_exits ${v.stat.signal_exits}  blocktime ${v.blocktimeMs.toFixed(0)} ms`);
+    if (v.blockedIn) out.push(`          blocked in ${v.blockedIn.site} gfn ${v.blockedIn.gfn} ${v.blockedIn.waitState} since ${at(v.blockedIn.sinceMs)}`);
+    for (const s of v.signals.filter((x) => x.source !== "pause-kick")) {
+      out.push(`          ${s.signal} sent at ${at(s.sentAtMs)} → ${s.outcome}${s.via ? ` (${s.via})` : ""}, latency ${ms(s.latencyUs)}`);
+    }
+    if (v.error) out.push(`          error: ${v.error}`);
+  }
+  if (r.pause) {
+    const p = r.pause;
+    out.push(`  pause_all_vcpus: requested ${at(p.requestedAtMs)}, ${p.completedAtMs === null ? "did NOT complete" : `completed ${at(p.completedAtMs)} (latency ${ms(p.latencyUs)})`}, ${p.kicks} kicks${p.resumedAtMs !== null ? `, resumed ${at(p.resumedAtMs)}` : ""}`);
+  }
+  const pg = r.pager;
+  out.push(`  pager: ${pg.faultEvents} fault events, ${pg.copies} UFFDIO_COPY, ${pg.eexist} EEXIST, ${pg.wakes} wakes, ${pg.duplicateRequests} duplicate requests`);
+  const l = r.latency;
+  out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}`);
+  out.push(`  signal → exit: ${l.signalToExit.count}, p50 ${ms(l.signalToExit.p50Us)}, max ${ms(l.signalToExit.maxUs)}`);
+  const d = r.demandPaging;
+  out.push(`  demand paging: ${d.overallRate.toFixed(0)} pages/s overall, ${d.perVcpuRate.toFixed(0)} pages/s/vCPU over ${d.totalGuestExecutionS} s${d.allDone ? "" : " (not all vCPUs finished)"}`);
+  return out.join("\n");
+}
+
+/** Two results as columns, for `faultline demo`. */
+export function formatSideBySide(a: Result, b: Result): string {
+  const rows: Array<[string, string, string]> = [["", `profile ${a.profile}`, `profile ${b.profile}`]];
+  const row = (label: string, f: (r: Result) => string) => rows.push([label, f(a), f(b)]);
+  const sig0 = (r: Result) => {
+    const v = r.vcpus[0];
+    return v ? firstSignal(v) : undefined;
+  };
+  row("SIGUSR1 outcome (vCPU 0)", (r) => {
+    const s = sig0(r);
+    return s ? `${s.outcome}${s.via ? ` via ${s.via}` : ""}` : "-";
+  });
+  row("SIGUSR1 → out of KVM_RUN", (r) => ms(sig0(r)?.latencyUs));
+  row("signal_exits (all vCPUs)", (r) => String(r.vcpus.reduce((n, v) => n + v.stat.signal_exits, 0)));
+  row("pause_all_vcpus", (r) => (r.pause?.completedAtMs == null ? "did not complete" : `completed in ${ms(r.pause.latencyUs)}`));
+  row("SIG_IPI kicks", (r) => String(r.pause?.kicks ?? 0));
+  row("vCPUs done after resume", (r) => `${r.vcpus.filter((v) => v.state === "done").length}/${r.vcpus.length}`);
+  row("run length", (r) => `${r.durationMs} ms`);
+  const w = [0, 1, 2].map((i) => Math.max(...rows.map((x) => (x[i] ?? "").length)));
+  return rows.map((x) => `${x[0].padEnd(w[0]!)}  ${x[1].padEnd(w[1]!)}  ${x[2]}`).join("\n");
+}

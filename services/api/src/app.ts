@@ -1,0 +1,128 @@
+/**
+ * The HTTP control API (Fastify 5, TypeBox schemas, OpenAPI at /docs). `buildApp` is separate
+ * from `listen`, so tests can `inject`.
+ */
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import {
+  PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText, request,
+  type Logger,
+} from "@faultline/shared";
+import type { NatsConnection } from "@nats-io/transport-node";
+import Fastify from "fastify";
+import { ErrorSchema, errorHandler } from "./errors.ts";
+import { RunManager, type Run } from "./runs.ts";
+
+export interface AppOptions {
+  nc: NatsConnection;
+  log: Logger;
+  rpcTimeoutMs: number;
+}
+
+const RunId = Type.Object({ id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }) });
+const RunView = Type.Object({
+  id: Type.String(),
+  status: Type.Union(["starting", "running", "completed", "failed"].map((s) => Type.Literal(s))),
+  scenario: Type.String(),
+  createdAt: Type.String(),
+  elapsedMs: Type.Union([Type.Number(), Type.Null()]),
+  durationMs: Type.Number(),
+  vcpus: Type.Array(Type.Object({ state: Type.String(), pagesTouched: Type.Integer() })),
+  error: Type.Union([Type.Null(), Type.Object({ code: Type.String(), message: Type.String() })]),
+  result: Type.Union([Type.Null(), Type.Ref("Result")]),
+});
+const errs = { 400: Type.Ref("Error"), 404: Type.Ref("Error"), 409: Type.Ref("Error"), 503: Type.Ref("Error"), 504: Type.Ref("Error") };
+
+function view(r: Run) {
+  return {
+    id: r.id, status: r.status, scenario: r.scenario.name, createdAt: r.createdAt,
+    elapsedMs: r.t0 === null ? null : Math.round(Math.min(epochMs() - r.t0, r.result?.durationMs ?? Infinity)),
+    durationMs: r.scenario.durationMs, vcpus: r.vcpus, error: r.error, result: r.result,
+  };
+}
+
+export async function buildApp(o: AppOptions) {
+  const runs = new RunManager(o.nc, o.log, o.rpcTimeoutMs);
+  const app = Fastify({ loggerInstance: o.log, requestIdHeader: "x-request-id", bodyLimit: 4 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setErrorHandler(errorHandler);
+  app.addContentTypeParser(["application/yaml", "application/x-yaml", "text/yaml"], { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseScenarioText(String(body)));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addSchema(ErrorSchema);
+  app.addSchema(ResultSchema);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Faultline control API", version: "0.1.0", description: "Runs KVM slow-page-fault scenarios and controls running VMs." },
+      tags: [{ name: "runs" }, { name: "controls" }, { name: "health" }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  app.post("/v1/runs", {
+    schema: {
+      tags: ["runs"], operationId: "createRun", summary: "Run a scenario (JSON or YAML body, model.md §7)",
+      body: ScenarioSchema, response: { 202: RunView, ...errs },
+    },
+    // one validator for CLI and API: defaults, schema, then the semantic checks, with the field's path
+    validatorCompiler: () => (data: unknown) => {
+      try {
+        return { value: parseScenario(data) };
+      } catch (error) {
+        return { error: error as Error };
+      }
+    },
+  }, async (req, reply) => reply.status(202).send(view(runs.start(parseScenario(req.body)))));
+
+  app.get("/v1/runs", { schema: { tags: ["runs"], operationId: "listRuns", response: { 200: Type.Array(RunView) } } }, async () =>
+    runs.list().map(view));
+
+  app.get("/v1/runs/:id", { schema: { tags: ["runs"], operationId: "getRun", params: RunId, response: { 200: RunView, ...errs } } }, async (req) =>
+    view(runs.get(req.params.id)));
+
+  app.post("/v1/runs/:id/signals", {
+    schema: {
+      tags: ["controls"], operationId: "sendSignal", summary: "Send a signal to one, some or all vCPUs",
+      params: RunId, body: Type.Object({ signal: SignalNameSchema, vcpus: Type.Optional(VcpuSelectorSchema) }, { additionalProperties: false }),
+      response: { 200: SendView, ...errs },
+    },
+  }, async (req) => runs.signal(req.params.id, req.body.vcpus ?? "all", req.body.signal));
+
+  for (const action of ["pause", "resume"] as const) {
+    app.post(`/v1/runs/:id/${action}`, {
+      schema: { tags: ["controls"], operationId: `${action}All`, summary: `${action}_all_vcpus`, params: RunId, response: { 200: Type.Object({ requestedAtMs: Type.Number() }), ...errs } },
+    }, async (req) => runs.pause((req.params as { id: string }).id, action));
+  }
+  for (const action of ["stall", "unstall"] as const) {
+    app.post(`/v1/runs/:id/pager/${action}`, {
+      schema: { tags: ["controls"], operationId: `pager${action}`, summary: `${action} the page source`, params: RunId, response: { 200: Type.Object({ stalled: Type.Boolean(), atMs: Type.Number() }), ...errs } },
+    }, async (req) => runs.stall((req.params as { id: string }).id, action));
+  }
+
+  app.get("/healthz", { schema: { tags: ["health"], operationId: "health", response: { 200: Health, 503: Health } }, logLevel: "warn" }, async (_req, reply) => {
+    const services = Object.fromEntries(await Promise.all(SERVICES.map(async (svc) => [svc, await ping(o.nc, svc)] as const)));
+    const ok = Object.values(services).every((s) => s.ok);
+    return reply.status(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", nats: o.nc.getServer(), services });
+  });
+  return { app, runs };
+}
+
+const SendView = Type.Object({ sent: Type.Array(Type.Object({ vcpu: Type.Integer(), signal: Type.String(), sentAtMs: Type.Number() })) });
+const SvcHealth = Type.Object({ ok: Type.Boolean(), instance: Type.Optional(Type.String()), uptimeMs: Type.Optional(Type.Number()), rttMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
+const Health = Type.Object({ status: Type.String(), nats: Type.String(), services: Type.Record(Type.String(), SvcHealth) });
+
+async function ping(nc: NatsConnection, svc: (typeof SERVICES)[number]) {
+  const t = performance.now();
+  try {
+    const r = await request(nc, `fl.svc.${svc}.ping`, {}, PingReply, { timeoutMs: 1000 });
+    return { ok: true, instance: r.instance, uptimeMs: r.uptimeMs, rttMs: Math.round((performance.now() - t) * 100) / 100 };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Assembles the result document (model.md §7) from the services' reports. Pure: the joins that
+ * need two services live here. A vCPU is `blocked` when it has a fault outstanding and the pager
+ * has it asleep in `handle_userfault`; a signal still pending on a vCPU asleep in a state that
+ * signal cannot wake (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`.
+ */
+import { isFatal, type MmuReport, type PagerReport, type Result, type Scenario, type SignalsReport, type VcpuReport } from "@faultline/shared";
+
+export interface Reports {
+  vcpu: VcpuReport;
+  pager: PagerReport;
+  signals: SignalsReport;
+  mmu: MmuReport;
+}
+
+export function assembleResult(runId: string, scenario: Scenario, r: Reports): Result {
+  const waiters = new Map(r.pager.waiters.map((w) => [w.vcpu, w]));
+  const vcpus = r.vcpu.vcpus.map((v) => {
+    const w = v.inFault ? waiters.get(v.id) : undefined;
+    const blockedIn = w && v.inFault ? { site: v.inFault.site, gfn: w.gfn, waitState: w.waitState, sinceMs: w.sinceMs } : null;
+    const signals = r.signals.records
+      .filter((s) => s.vcpu === v.id)
+      .map((s) => {
+        let outcome: Result["vcpus"][number]["signals"][number]["outcome"] = s.outcome ?? "pending";
+        if (s.outcome === null && blockedIn && blockedIn.waitState !== "TASK_INTERRUPTIBLE" && !isFatal(s.signal)) outcome = "ignored";
+        return { signal: s.signal, source: s.source, sentAtMs: s.sentAtMs, outcome, via: s.via, latencyUs: s.latencyUs };
+      });
+    const { inFault: _inFault, ...rest } = v;
+    return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
+  });
+  const { waiters: _w, stalls: _s, ...pager } = r.pager;
+  return {
+    scenario: scenario.name,
+    runId,
+    durationMs: Math.round(r.vcpu.nowMs),
+    profile: scenario.kernel.profile,
+    vcpus,
+    pause: r.signals.pauses.at(-1) ?? null,
+    pauses: r.signals.pauses,
+    pager,
+    latency: { faultSlow: r.vcpu.faultSlow, faultFast: r.vcpu.faultFast, signalToExit: r.signals.signalToExit },
+    demandPaging: r.vcpu.demandPaging,
+  };
+}

@@ -1,0 +1,41 @@
+/** The mmu service: one `Mmu` per VM, fault requests from vcpu, gup requests to the pager. */
+import {
+  Empty, FaultReq, GupReply, ResidentMsg, SetupMsg, VmRegistry, listen, request, serve, subjects, type ServiceContext,
+} from "@faultline/shared";
+import { Mmu } from "./mmu.ts";
+
+export { Mmu, type GupPort } from "./mmu.ts";
+
+export async function startMmu({ nc, log }: ServiceContext) {
+  const vms = new VmRegistry<Mmu & { close?: () => void }>();
+  const subs = [
+    serve(nc, log, subjects.setup("*", "mmu"), SetupMsg, (m) => {
+      const s = m.scenario;
+      // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
+      const timeoutMs = s.durationMs + 30_000;
+      const mmu = new Mmu(s.kernel.profile, s.vm.memslots, (req) =>
+        request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
+      );
+      vms.add(m.vm, mmu);
+      log.info({ vm: m.vm, trace: m.trace, profile: s.kernel.profile }, "vm created");
+      return { ok: true };
+    }),
+    serve(nc, log, subjects.fault("*"), FaultReq, (m) => vms.get(m.vm).pageFault(m.vcpu, m.gfn, m.write)),
+    listen(nc, log, subjects.resident("*"), ResidentMsg, (m) => {
+      const mmu = vms.find(m.vm);
+      for (const g of m.gfns) mmu?.hostPresent.add(g);
+    }),
+    serve(nc, log, subjects.report("*", "mmu"), Empty, (m) => {
+      const mmu = vms.get(m.vm);
+      return { ...mmu.counters, sptes: mmu.spte.size, invalidateSeq: mmu.invalidateSeq };
+    }),
+    serve(nc, log, subjects.teardown("*", "mmu"), Empty, (m) => ({ ok: vms.delete(m.vm) })),
+  ];
+  return {
+    vms: () => vms.size,
+    stop: () => {
+      for (const s of subs) s.unsubscribe();
+      vms.closeAll();
+    },
+  };
+}

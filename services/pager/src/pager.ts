@@ -1,0 +1,52 @@
+/**
+ * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
+ * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
+ */
+import { RunClock, publish, subjects, type Scenario } from "@faultline/shared";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { PageSource } from "./source.ts";
+import { Uffd } from "./uffd.ts";
+
+export class VmPager {
+  readonly uffd: Uffd;
+  readonly source: PageSource;
+  readonly clock: RunClock;
+  readonly #stallLog: Array<{ atMs: number; action: "stall" | "unstall" }> = [];
+
+  constructor(nc: NatsConnection, vm: string, scenario: Scenario, t0: number) {
+    this.clock = new RunClock(t0);
+    this.source = new PageSource(scenario.pager.latency.us);
+    this.uffd = new Uffd({
+      fetch: (gfn) => this.source.fetch(gfn),
+      onResident: (gfn) => publish(nc, subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
+      now: () => this.clock.now(),
+    });
+    for (const s of scenario.pager.stalls) {
+      this.clock.at(s.atMs, () => this.setStalled(true));
+      this.clock.at(s.atMs + s.forMs, () => this.setStalled(false));
+    }
+  }
+
+  setStalled(stalled: boolean): { stalled: boolean; atMs: number } {
+    const atMs = this.clock.now();
+    if (stalled) this.source.stall();
+    else this.source.unstall();
+    this.#stallLog.push({ atMs, action: stalled ? "stall" : "unstall" });
+    return { stalled: this.source.stalled, atMs };
+  }
+
+  report() {
+    return {
+      ...this.uffd.counters,
+      resident: this.uffd.resident.size,
+      waiters: this.uffd.waiters(),
+      stalls: this.#stallLog,
+    };
+  }
+
+  close(): void {
+    this.clock.cancelAll();
+    this.uffd.release();
+    this.source.close();
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The uffd side of a slow fault: gup's retry loop (`__get_user_pages_locked`), `handle_userfault`'s
+ * wait queue, the userspace handler that reads `UFFD_EVENT_PAGEFAULT`, de-duplicates and resolves
+ * with `UFFDIO_COPY`, and `signal_wake_up` of sleeping tasks. Pure logic: the page source and the
+ * "page became resident" hook are injected, so unit tests drive it without NATS.
+ */
+import type { SignalName, WaitState } from "@faultline/shared";
+
+export interface GupRequest {
+  vcpu: number;
+  gfn: number;
+  write: boolean;
+  /** FOLL_INTERRUPTIBLE: the task sleeps TASK_INTERRUPTIBLE and gup bails on any signal. */
+  interruptible: boolean;
+}
+
+export interface GupResult {
+  result: "ok" | "EINTR";
+  fatal: boolean;
+  /** times the task entered `handle_userfault` for this gup */
+  sleeps: number;
+}
+
+interface Waiter {
+  vcpu: number;
+  gfn: number;
+  state: WaitState;
+  sinceMs: number;
+  wake: () => void;
+}
+
+export interface PagerCounters {
+  faultEvents: number;
+  copies: number;
+  zeropages: number;
+  continues: number;
+  eexist: number;
+  wakes: number;
+  duplicateRequests: number;
+}
+
+export interface UffdPorts {
+  fetch: (gfn: number) => Promise<void>;
+  onResident: (gfn: number) => void;
+  now: () => number;
+}
+
+export class Uffd {
+  readonly resident = new Set<number>();
+  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0 };
+  readonly #waiters = new Map<number, Set<Waiter>>();
+  readonly #byTask = new Map<number, Waiter>();
+  readonly #inflight = new Set<number>();
+  readonly #pending = new Map<number, { any: boolean; fatal: boolean }>();
+  readonly #ports: UffdPorts;
+  #released = false;
+
+  constructor(ports: UffdPorts) {
+    this.#ports = ports;
+  }
+
+  /** Attempt 2's `get_user_pages_unlocked()` on one page, with `handle_userfault` sleeps. */
+  async gup(req: GupRequest): Promise<GupResult> {
+    let sleeps = 0;
+    const state: WaitState = req.interruptible ? "TASK_INTERRUPTIBLE" : "TASK_KILLABLE";
+    for (;;) {
+      // __get_user_pages: "If we have a pending SIGKILL, don't keep faulting pages"
+      if (this.#sig(req.vcpu).fatal) return { result: "EINTR", fatal: true, sleeps };
+      // faultin_page → handle_mm_fault: a present pte maps at once
+      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps };
+      // handle_userfault: queue a UFFD_EVENT_PAGEFAULT, set_current_state(blocking_state), schedule()
+      this.counters.faultEvents++;
+      this.#handleEvent(req.gfn);
+      sleeps++;
+      if (!this.#wakesFor(state, this.#sig(req.vcpu))) await this.#sleep(req.vcpu, req.gfn, state);
+      // VM_FAULT_RETRY → gup_signal_pending(current, flags)
+      const sig = this.#sig(req.vcpu);
+      if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps };
+    }
+  }
+
+  /** `signal_wake_up(t, fatal)` or a dequeue: update the task's pending view, wake it if its state allows. */
+  setPending(vcpu: number, pending: readonly SignalName[], fatal: boolean): void {
+    const sig = { any: pending.length > 0, fatal };
+    this.#pending.set(vcpu, sig);
+    const w = this.#byTask.get(vcpu);
+    if (w && this.#wakesFor(w.state, sig)) this.#wakeOne(w);
+  }
+
+  /** `UFFDIO_COPY` of one page (wakes every waiter on it, as without `UFFDIO_COPY_MODE_DONTWAKE`). */
+  copy(gfn: number): "copied" | "EEXIST" {
+    this.#inflight.delete(gfn);
+    if (this.resident.has(gfn)) {
+      this.counters.eexist++;
+      return "EEXIST";
+    }
+    this.resident.add(gfn);
+    this.counters.copies++;
+    this.#ports.onResident(gfn);
+    for (const w of [...(this.#waiters.get(gfn) ?? [])]) {
+      this.counters.wakes++;
+      this.#wakeOne(w);
+    }
+    return "copied";
+  }
+
+  /** Tasks sleeping in `handle_userfault` now. */
+  waiters(): Array<{ vcpu: number; gfn: number; waitState: WaitState; sinceMs: number }> {
+    return [...this.#byTask.values()].map((w) => ({ vcpu: w.vcpu, gfn: w.gfn, waitState: w.state, sinceMs: w.sinceMs }));
+  }
+
+  /** uffd released (VM torn down): wake everyone, faults then see the ctx released. */
+  release(): void {
+    this.#released = true;
+    for (const w of [...this.#byTask.values()]) this.#wakeOne(w);
+  }
+
+  #sig(vcpu: number): { any: boolean; fatal: boolean } {
+    return this.#pending.get(vcpu) ?? { any: false, fatal: false };
+  }
+
+  /** `signal_pending_state()`: which pending signals end a sleep in this state. */
+  #wakesFor(state: WaitState, sig: { any: boolean; fatal: boolean }): boolean {
+    if (state === "TASK_INTERRUPTIBLE") return sig.any;
+    return sig.fatal;
+  }
+
+  /** The userspace handler read the event: fetch the page once, however many faults ask for it. */
+  #handleEvent(gfn: number): void {
+    if (this.#inflight.has(gfn)) {
+      this.counters.duplicateRequests++;
+      return;
+    }
+    this.#inflight.add(gfn);
+    void this.#ports.fetch(gfn).then(() => {
+      if (!this.#released) this.copy(gfn);
+    });
+  }
+
+  #sleep(vcpu: number, gfn: number, state: WaitState): Promise<void> {
+    return new Promise((resolve) => {
+      const w: Waiter = { vcpu, gfn, state, sinceMs: this.#ports.now(), wake: resolve };
+      let set = this.#waiters.get(gfn);
+      if (!set) this.#waiters.set(gfn, (set = new Set()));
+      set.add(w);
+      this.#byTask.set(vcpu, w);
+    });
+  }
+
+  /** `userfaultfd_wake_function`: wake once and dequeue. */
+  #wakeOne(w: Waiter): void {
+    this.#waiters.get(w.gfn)?.delete(w);
+    if (this.#byTask.get(w.vcpu) === w) this.#byTask.delete(w.vcpu);
+    w.wake();
+  }
+}

@@ -1,0 +1,75 @@
+/** One VM in the signals service: tasks, the signal plan, the VMM's pause/resume, and their NATS side. */
+import {
+  RunClock, SIG_IPI, StopReply, publish, request, selectVcpus, subjects, summarize,
+  type Scenario, type SignalName, type SignalSourceName, type VcpuSelector,
+} from "@faultline/shared";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { PauseController } from "./pause.ts";
+import { Tasks, type PendingChange } from "./tasks.ts";
+
+export class VmSignals {
+  readonly tasks: Tasks;
+  readonly pause: PauseController;
+  readonly clock: RunClock;
+  readonly #nc: NatsConnection;
+  readonly #vm: string;
+  #trace = 0;
+
+  constructor(nc: NatsConnection, vm: string, scenario: Scenario, t0: number, rpcTimeoutMs: number) {
+    this.#nc = nc;
+    this.#vm = vm;
+    this.clock = new RunClock(t0);
+    const n = scenario.vm.vcpus;
+    this.tasks = new Tasks(n);
+    const body = () => ({ vm, trace: this.#nextTrace("stop") });
+    this.pause = new PauseController(n, scenario.vmm.rekickMs, {
+      now: () => this.clock.now(),
+      stopAll: async () => void (await request(nc, subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs })),
+      contAll: async () => void (await request(nc, subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs })),
+      kick: (vcpus) => void this.send(vcpus, SIG_IPI, "pause-kick"),
+      every: (ms, fn) => this.clock.every(ms, fn),
+    });
+    for (const p of scenario.signals) this.clock.at(p.atMs, () => this.send(p.vcpus, p.signal, "plan"));
+    const { pauseAllAtMs, resumeAtMs } = scenario.vmm;
+    if (pauseAllAtMs !== undefined) this.clock.at(pauseAllAtMs, () => void this.pause.pause().catch(() => undefined));
+    if (resumeAtMs !== undefined) this.clock.at(resumeAtMs, () => void this.pause.resume().catch(() => undefined));
+  }
+
+  send(sel: VcpuSelector, signal: SignalName, source: SignalSourceName) {
+    const atMs = this.clock.now();
+    const targets = selectVcpus(sel, this.tasks.vcpus);
+    const changes = this.tasks.send(targets, signal, source, atMs);
+    for (const c of changes) this.#publish(c);
+    return { sent: targets.map((vcpu) => ({ vcpu, signal, sentAtMs: atMs })) };
+  }
+
+  dequeue(vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: string) {
+    const { eaten, change } = this.tasks.dequeue(vcpu, atMs, outcome, via);
+    this.#publish(change);
+    return { eaten };
+  }
+
+  report() {
+    const recs = this.tasks.records;
+    return {
+      vmKilled: this.tasks.vmKilled,
+      records: recs,
+      pending: Array.from({ length: this.tasks.vcpus }, (_, v) => this.tasks.pendingOf(v)),
+      pauses: this.pause.history,
+      signalToExit: summarize(recs.flatMap((r) => (r.latencyUs === null ? [] : [r.latencyUs]))),
+    };
+  }
+
+  close(): void {
+    this.clock.cancelAll();
+    this.pause.close();
+  }
+
+  #publish(c: PendingChange): void {
+    publish(this.#nc, subjects.wake(this.#vm), { vm: this.#vm, trace: this.#nextTrace(c.kind), ...c });
+  }
+
+  #nextTrace(kind: string): string {
+    return `${this.#vm}.sig.${kind}.${++this.#trace}`;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * One vCPU task: the kernel half (`KVM_RUN` → `vcpu_run` → `vcpu_enter_guest`, with the pre-entry
+ * pending-signal check of `xfer_to_guest_mode_handle_work`) and the QEMU half (`kvm_cpu_exec`:
+ * on -EINTR `kvm_eat_signals`, park if `cpu->stop`, else re-enter). The guest workload runs inside.
+ * Pure logic: the mmu fault, the signal dequeue and state announcements are injected ports.
+ */
+import type { FaultReply, KvmExitName, SignalName, Site, VcpuStateName } from "@faultline/shared";
+import type { Access } from "./workload.ts";
+
+export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed";
+
+export interface VcpuPorts {
+  fault: (vcpu: number, gfn: number, write: boolean) => Promise<FaultReply>;
+  dequeue: (vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: ExitVia) => Promise<void>;
+  state: (vcpu: number, state: VcpuStateName, pagesTouched: number) => void;
+  now: () => number;
+}
+
+export interface VcpuStat {
+  pf_taken: number;
+  pf_fast: number;
+  pf_fixed: number;
+  pf_spurious: number;
+  pf_emulate: number;
+  signal_exits: number;
+  halt_exits: number;
+  halt_wakeup: number;
+}
+
+type RunExit = { kind: "EINTR"; via: ExitVia } | { kind: "MMIO" } | { kind: "closed" };
+
+export class Vcpu {
+  state: VcpuStateName = "running";
+  readonly stat: VcpuStat = { pf_taken: 0, pf_fast: 0, pf_fixed: 0, pf_spurious: 0, pf_emulate: 0, signal_exits: 0, halt_exits: 0, halt_wakeup: 0 };
+  readonly exits: Partial<Record<KvmExitName, number>> = {};
+  readonly slowUs: number[] = [];
+  readonly fastUs: number[] = [];
+  pagesTouched = 0;
+  blocktimeMs = 0;
+  doneAtMs: number | null = null;
+  inFault: { site: Site; gfn: number; sinceMs: number } | null = null;
+  error: string | null = null;
+  #pending: SignalName[] = [];
+  #fatal = false;
+  #stop = false;
+  #closed = false;
+  #cursor = 0;
+  readonly #mapped = new Set<number>();
+  #changed: (() => void) | null = null;
+
+  readonly id: number;
+  readonly site: Site;
+  readonly accesses: readonly Access[];
+  readonly ports: VcpuPorts;
+
+  constructor(id: number, site: Site, accesses: readonly Access[], ports: VcpuPorts) {
+    this.id = id;
+    this.site = site;
+    this.accesses = accesses;
+    this.ports = ports;
+  }
+
+  /** The task's pending set changed (`signal_wake_up` or dequeue), as published by the signals service. */
+  setPending(pending: SignalName[], fatal: boolean): void {
+    this.#pending = pending;
+    this.#fatal = fatal;
+    this.#notify();
+  }
+
+  /** QEMU `cpu->stop`. Setting it does not get the vCPU out of KVM_RUN: that takes a kick (SIG_IPI). */
+  setStop(stop: boolean): void {
+    this.#stop = stop;
+    this.#notify();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#notify();
+  }
+
+  /** The VMM's vCPU thread (`kvm_vcpu_thread_fn` → `kvm_cpu_exec`). */
+  async run(): Promise<void> {
+    this.#setState("running");
+    while (!this.#closed) {
+      if (this.#fatal) return this.#die("vm-killed");
+      if (this.#stop) {
+        await this.#park();
+        continue;
+      }
+      const r = await this.#kvmRun();
+      if (r.kind === "closed") return;
+      if (r.kind === "EINTR") {
+        // the task returns to userspace with a fatal signal pending: it dies there
+        if (this.#fatal) return this.#die(r.via);
+        await this.ports.dequeue(this.id, this.ports.now(), "KVM_EXIT_INTR", r.via); // kvm_eat_signals
+      }
+    }
+  }
+
+  /** One `KVM_RUN` ioctl: returns to userspace on -EINTR or an exit the kernel cannot handle. */
+  async #kvmRun(): Promise<RunExit> {
+    let touchedSinceYield = 0;
+    for (;;) {
+      if (this.#closed) return { kind: "closed" };
+      // vcpu_enter_guest: a pending (and, inside KVM_RUN, unblocked) signal → kvm_handle_signal_exit
+      if (this.#pending.length > 0) return this.#signalExit("pre-entry-check");
+      const acc = this.accesses[this.#cursor];
+      if (!acc) {
+        // guest done: HLT, handled in the kernel (in-kernel LAPIC) by kvm_vcpu_block, TASK_INTERRUPTIBLE
+        if (this.doneAtMs === null) {
+          this.doneAtMs = this.ports.now();
+          this.stat.halt_exits++;
+        }
+        this.#setState("done");
+        while (this.#pending.length === 0 && !this.#closed) await this.#wait();
+        if (this.#closed) return { kind: "closed" };
+        this.stat.halt_wakeup++;
+        return this.#signalExit("halt-wakeup");
+      }
+      if (this.#mapped.has(acc.gfn)) {
+        this.#cursor++;
+        this.pagesTouched++;
+        if (++touchedSinceYield % 1024 === 0) await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      const r = await this.#fault(acc);
+      if (!r) return { kind: "closed" };
+      switch (r.ret) {
+        case "RET_PF_FIXED":
+          this.stat.pf_fixed++;
+          if (r.path === "fast_page_fault") this.stat.pf_fast++;
+          this.#mapped.add(acc.gfn);
+          break;
+        case "RET_PF_SPURIOUS":
+          this.stat.pf_spurious++;
+          this.stat.pf_fast++;
+          this.#mapped.add(acc.gfn);
+          break;
+        case "RET_PF_EMULATE":
+          this.stat.pf_emulate++;
+          if (r.exit === "KVM_EXIT_MMIO") {
+            this.#cursor++; // the VMM completes the MMIO access
+            this.#countExit("KVM_EXIT_MMIO");
+            return { kind: "MMIO" };
+          }
+          break;
+        case "ERRNO":
+          if (r.errno === "EINTR") return this.#signalExit("gup-eintr");
+          throw new Error(`KVM_RUN failed with -${r.errno ?? "EFAULT"} on gfn ${acc.gfn}`);
+        default: // RET_PF_RETRY: let the CPU fault again
+          break;
+      }
+    }
+  }
+
+  async #fault(acc: Access): Promise<FaultReply | null> {
+    this.stat.pf_taken++;
+    const t = this.ports.now();
+    this.inFault = { site: this.site, gfn: acc.gfn, sinceMs: t };
+    let r: FaultReply;
+    try {
+      r = await this.ports.fault(this.id, acc.gfn, acc.write);
+    } catch (err) {
+      if (this.#closed) return null;
+      throw err;
+    } finally {
+      this.inFault = null;
+    }
+    const dt = this.ports.now() - t;
+    if (r.path === "gup") {
+      this.slowUs.push(dt * 1000);
+      this.blocktimeMs += dt;
+    } else this.fastUs.push(dt * 1000);
+    return r;
+  }
+
+  /** `kvm_handle_signal_exit`: exit_reason = KVM_EXIT_INTR, ++signal_exits; KVM_RUN returns -EINTR. */
+  #signalExit(via: ExitVia): RunExit {
+    this.stat.signal_exits++;
+    this.#countExit("KVM_EXIT_INTR");
+    return { kind: "EINTR", via };
+  }
+
+  #countExit(name: KvmExitName): void {
+    this.exits[name] = (this.exits[name] ?? 0) + 1;
+  }
+
+  async #park(): Promise<void> {
+    const resumeTo: VcpuStateName = this.doneAtMs === null ? "running" : "done";
+    this.#setState("paused");
+    while (this.#stop && !this.#fatal && !this.#closed) await this.#wait();
+    if (!this.#fatal && !this.#closed) this.#setState(resumeTo);
+  }
+
+  async #die(via: ExitVia): Promise<void> {
+    this.#setState("killed");
+    await this.ports.dequeue(this.id, this.ports.now(), "killed", via);
+  }
+
+  #setState(s: VcpuStateName): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.ports.state(this.id, s, this.pagesTouched);
+  }
+
+  #wait(): Promise<void> {
+    return new Promise((r) => (this.#changed = r));
+  }
+
+  #notify(): void {
+    const c = this.#changed;
+    this.#changed = null;
+    c?.();
+  }
+}

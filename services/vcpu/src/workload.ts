@@ -1,0 +1,30 @@
+/**
+ * Guest workloads, as memstress in demand_paging_test: each vCPU touches every page of its own
+ * partition once (`pagesPerVcpu` pages, partitioned, not overlapped), in order or in a seeded
+ * random order; each access is a write with probability `writeRatio`.
+ */
+import { PAGE_SIZE, parseSize, prng, shuffle, type Scenario } from "@faultline/shared";
+
+export interface Access {
+  gfn: number;
+  write: boolean;
+}
+
+/** All gfns of the memslots, in slot order. */
+function guestPages(s: Scenario): number[] {
+  const out: number[] = [];
+  for (const m of s.vm.memslots) {
+    const base = m.gpa / PAGE_SIZE;
+    const n = parseSize(m.size) / PAGE_SIZE;
+    for (let i = 0; i < n && out.length < s.vm.vcpus * s.workload.pagesPerVcpu; i++) out.push(base + i);
+  }
+  return out;
+}
+
+export function buildWorkload(s: Scenario, vcpu: number): Access[] {
+  const per = s.workload.pagesPerVcpu;
+  const gfns = guestPages(s).slice(vcpu * per, (vcpu + 1) * per);
+  const rnd = prng(s.seed * 7919 + vcpu);
+  if (s.workload.pattern === "random") shuffle(gfns, rnd);
+  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio }));
+}

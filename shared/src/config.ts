@@ -1,0 +1,41 @@
+/**
+ * Process configuration from the environment. The same names are used by the CLI when it spawns
+ * services and by docker-compose.yml (a test checks that the compose file sets only these).
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { hostname } from "node:os";
+import { withDefaults } from "./schemas/validate.ts";
+
+export const ConfigSchema = Type.Object({
+  /** NATS servers, comma-separated. @default nats://127.0.0.1:4222 */
+  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222" }),
+  /** pino level. @default info */
+  FAULTLINE_LOG_LEVEL: Type.Union(
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+    { default: "info" },
+  ),
+  /** Timeout of ordinary (non-blocking) requests between services, ms. @default 5000 */
+  FAULTLINE_RPC_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+  /** The API's listen port. @default 8080 */
+  FAULTLINE_API_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  /** The API's listen address. @default 0.0.0.0 */
+  FAULTLINE_API_HOST: Type.String({ default: "0.0.0.0" }),
+  /** Instance name, shown in NATS /connz and in logs. @default <hostname>-<pid> */
+  FAULTLINE_INSTANCE: Type.String({ default: "" }),
+  /** "pretty" for an interactive terminal; JSON otherwise. @default json */
+  FAULTLINE_LOG_FORMAT: Type.Union([Type.Literal("json"), Type.Literal("pretty")], { default: "json" }),
+});
+export type Config = Static<typeof ConfigSchema>;
+export const CONFIG_ENV = Object.keys(ConfigSchema.properties) as Array<keyof Config>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const k of CONFIG_ENV) {
+    const v = env[k];
+    if (v === undefined || v === "") continue;
+    raw[k] = /^(FAULTLINE_RPC_TIMEOUT_MS|FAULTLINE_API_PORT)$/.test(k) && /^[0-9]+$/.test(v) ? Number(v) : v;
+  }
+  const c = withDefaults("environment", ConfigSchema, raw);
+  if (!c.FAULTLINE_INSTANCE) c.FAULTLINE_INSTANCE = `${hostname()}-${process.pid}`;
+  return c;
+}

@@ -1,0 +1,21 @@
+/**
+ * @faultline/shared: what the services share. Kernel names and constants, NATS subjects and
+ * message schemas, the scenario contract, typed errors, the NATS layer, logging, config, clocks.
+ */
+export * from "./kernel.ts";
+export * from "./errors.ts";
+export * from "./subjects.ts";
+export * from "./schemas/scenario.ts";
+export * from "./schemas/messages.ts";
+export * from "./schemas/result.ts";
+export * from "./schemas/reports.ts";
+export { assertValid, withDefaults } from "./schemas/validate.ts";
+export { parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
+export { connectNats, closeNats, request, publish, serve, listen, servePing, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER } from "./nats.ts";
+export type { ConnectOptions, RequestOptions } from "./nats.ts";
+export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
+export { createLogger, type Logger } from "./log.ts";
+export { RunClock, epochMs } from "./clock.ts";
+export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
+export { prng, shuffle } from "./random.ts";
+export { runService, VmRegistry, type ServiceContext } from "./service.ts";

@@ -1,0 +1,76 @@
+/**
+ * Kernel constants and names that Faultline models. Values are the real uapi/kernel ones where
+ * they exist (include/uapi/linux/kvm.h, include/linux/kvm_host.h, arch/x86/kvm/mmu/mmu_internal.h),
+ * so a result can be read next to a trace of a real VM.
+ */
+
+/** `run->exit_reason` values (include/uapi/linux/kvm.h). */
+export const KVM_EXIT = {
+  KVM_EXIT_UNKNOWN: 0,
+  KVM_EXIT_IO: 2,
+  KVM_EXIT_HLT: 5,
+  KVM_EXIT_MMIO: 6,
+  KVM_EXIT_INTR: 10,
+  KVM_EXIT_MEMORY_FAULT: 39,
+} as const;
+export type KvmExitName = keyof typeof KVM_EXIT;
+
+/** Return codes of the x86 fault handler (mmu_internal.h); all >= 0, -errno are separate. */
+export const RET_PF = {
+  RET_PF_CONTINUE: 0,
+  RET_PF_RETRY: 1,
+  RET_PF_EMULATE: 2,
+  RET_PF_WRITE_PROTECTED: 3,
+  RET_PF_INVALID: 4,
+  RET_PF_FIXED: 5,
+  RET_PF_SPURIOUS: 6,
+} as const;
+export type RetPfName = keyof typeof RET_PF;
+
+/** Blocking states of a sleeping task (include/linux/sched.h), plus Faultline's SPINNING for kernel-uaccess busy loops. */
+export const WAIT_STATES = ["TASK_INTERRUPTIBLE", "TASK_KILLABLE", "SPINNING"] as const;
+export type WaitState = (typeof WAIT_STATES)[number];
+
+/** Kernel profiles (model.md §5). Issue 2 covers the merged ones. */
+export const PROFILES = ["pre-6.2", "6.2", "6.13"] as const;
+export type Profile = (typeof PROFILES)[number];
+export const DEFAULT_PROFILE: Profile = "6.13";
+
+/**
+ * Whether attempt 2 of `__kvm_mmu_faultin_pfn` passes FOLL_INTERRUPTIBLE (Peter Xu's series, v6.2).
+ * Before it, `__gfn_to_pfn_memslot(slot, gfn, false, NULL, ...)` slept TASK_KILLABLE.
+ */
+export function follInterruptible(profile: Profile): boolean {
+  return profile !== "pre-6.2";
+}
+
+/** Fault sites (model.md §3). Issue 2 covers `tdp`. */
+export const SITES = ["tdp"] as const;
+export type Site = (typeof SITES)[number];
+
+/** Signals Faultline can send. `fatal` = SIGKILL or a default-terminate signal with no handler (model.md §3). */
+export const SIGNALS = {
+  SIGINT: { signo: 2, fatalWithoutHandler: true },
+  SIGTRAP: { signo: 5, fatalWithoutHandler: true },
+  SIGKILL: { signo: 9, fatalWithoutHandler: true },
+  SIGUSR1: { signo: 10, fatalWithoutHandler: true },
+  SIGTERM: { signo: 15, fatalWithoutHandler: true },
+} as const;
+export type SignalName = keyof typeof SIGNALS;
+export const SIGNAL_NAMES = Object.keys(SIGNALS) as SignalName[];
+
+/** QEMU's `#define SIG_IPI SIGUSR1` (include/qemu/main-loop.h): the pause kick. */
+export const SIG_IPI: SignalName = "SIGUSR1";
+
+/**
+ * The VMM (QEMU) installs handlers for these, so they are not fatal: SIG_IPI (`dummy_signal`),
+ * SIGINT (Ctrl-C handling), SIGTRAP (gdbstub). SIGKILL can never be caught.
+ */
+export const VMM_HANDLED_SIGNALS: ReadonlySet<SignalName> = new Set(["SIGUSR1", "SIGINT", "SIGTRAP"]);
+
+export function isFatal(signal: SignalName, handled: ReadonlySet<SignalName> = VMM_HANDLED_SIGNALS): boolean {
+  if (signal === "SIGKILL") return true;
+  return SIGNALS[signal].fatalWithoutHandler && !handled.has(signal);
+}
+
+export const PAGE_SIZE = 4096;

@@ -1,0 +1,103 @@
+/**
+ * Scenario loading: YAML or JSON text (or an object) → defaults → schema → semantic checks.
+ * One function for the CLI and the HTTP API, so both reject the same documents with the same path.
+ */
+import { parse as parseYaml, YAMLParseError } from "yaml";
+import { ValidationError } from "./errors.ts";
+import { PAGE_SIZE } from "./kernel.ts";
+import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
+import { withDefaults } from "./schemas/validate.ts";
+
+const UNITS: Record<string, number> = { "": 1, B: 1, K: 1024, KiB: 1024, M: 1 << 20, MiB: 1 << 20, G: 1 << 30, GiB: 1 << 30 };
+
+/** `64MiB` → 67108864. */
+export function parseSize(size: number | string): number {
+  if (typeof size === "number") return size;
+  const m = /^([0-9]+)([A-Za-z]*)$/.exec(size);
+  const unit = m ? UNITS[m[2] ?? ""] : undefined;
+  if (!m || unit === undefined) throw new Error(`bad size ${size}`);
+  return Number(m[1]) * unit;
+}
+
+export function parseScenarioText(text: string): Scenario {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    const msg = err instanceof YAMLParseError ? err.message.split("\n")[0] : String(err);
+    throw new ValidationError("scenario", "", `not YAML or JSON: ${msg}`);
+  }
+  return parseScenario(doc);
+}
+
+/** Validates a scenario object; returns it with every default filled in and sizes in bytes. */
+export function parseScenario(doc: unknown): Scenario {
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ValidationError("scenario", "", "expected an object (a mapping)");
+  }
+  const s = withDefaults("scenario", ScenarioSchema, doc);
+  checkMemslots(s);
+  const vcpus = s.vm.vcpus;
+  const need = vcpus * s.workload.pagesPerVcpu;
+  const have = s.vm.memslots.reduce((n, m) => n + Number(m.size) / PAGE_SIZE, 0);
+  if (need > have) {
+    throw new ValidationError(
+      "scenario",
+      "/workload/pagesPerVcpu",
+      `${vcpus} vCPUs x ${s.workload.pagesPerVcpu} pages = ${need} pages, but the memslots hold ${have}`,
+    );
+  }
+  s.signals.forEach((p, i) => checkSelector(p.vcpus, vcpus, `/signals/${i}/vcpus`));
+  s.signals.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/signals/${i}/atMs`));
+  s.pager.stalls.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/stalls/${i}/atMs`));
+  const { pauseAllAtMs, resumeAtMs } = s.vmm;
+  if (pauseAllAtMs !== undefined) checkWithin(pauseAllAtMs, s.durationMs, "/vmm/pauseAllAtMs");
+  if (resumeAtMs !== undefined) {
+    if (pauseAllAtMs === undefined || resumeAtMs <= pauseAllAtMs) {
+      throw new ValidationError("scenario", "/vmm/resumeAtMs", "needs vmm.pauseAllAtMs, and must come after it");
+    }
+    checkWithin(resumeAtMs, s.durationMs, "/vmm/resumeAtMs");
+  }
+  return s;
+}
+
+function checkMemslots(s: Scenario): void {
+  const seen = new Set<number>();
+  const ranges: Array<[number, number]> = [];
+  s.vm.memslots.forEach((m, i) => {
+    const path = `/vm/memslots/${i}`;
+    let bytes: number;
+    try {
+      bytes = parseSize(m.size);
+    } catch {
+      throw new ValidationError("scenario", `${path}/size`, `bad size ${String(m.size)}`);
+    }
+    if (bytes % PAGE_SIZE !== 0 || bytes === 0) {
+      throw new ValidationError("scenario", `${path}/size`, "must be a positive multiple of 4096");
+    }
+    if (m.gpa % PAGE_SIZE !== 0) throw new ValidationError("scenario", `${path}/gpa`, "must be page aligned");
+    if (seen.has(m.slot)) throw new ValidationError("scenario", `${path}/slot`, `slot ${m.slot} appears twice`);
+    seen.add(m.slot);
+    for (const [a, b] of ranges) {
+      if (m.gpa < b && a < m.gpa + bytes) throw new ValidationError("scenario", path, "overlaps another memslot");
+    }
+    ranges.push([m.gpa, m.gpa + bytes]);
+    m.size = bytes;
+  });
+}
+
+function checkSelector(sel: VcpuSelector, vcpus: number, path: string): void {
+  const ids = sel === "all" ? [] : Array.isArray(sel) ? sel : [sel];
+  const bad = ids.find((id) => id >= vcpus);
+  if (bad !== undefined) throw new ValidationError("scenario", path, `vCPU ${bad} does not exist (vm.vcpus = ${vcpus})`);
+}
+
+function checkWithin(atMs: number, durationMs: number, path: string): void {
+  if (atMs >= durationMs) throw new ValidationError("scenario", path, `${atMs} is not before durationMs (${durationMs})`);
+}
+
+/** Resolves a selector to vCPU ids. */
+export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
+  if (sel === "all") return Array.from({ length: vcpus }, (_, i) => i);
+  return Array.isArray(sel) ? [...new Set(sel)] : [sel];
+}

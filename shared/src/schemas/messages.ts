@@ -1,0 +1,115 @@
+/**
+ * Every NATS message body, as TypeBox schemas. Each carries the VM id and a trace id; messages
+ * about one vCPU carry its id. Receivers validate with `assertValid` before acting.
+ */
+import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { KVM_EXIT, RET_PF, SIGNAL_NAMES, WAIT_STATES, SITES } from "../kernel.ts";
+import { ScenarioSchema, VcpuSelectorSchema } from "./scenario.ts";
+
+const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
+const Strict = <P extends Record<string, TSchema>>(p: P) => Type.Object(p, { additionalProperties: false });
+
+export const Envelope = {
+  vm: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  trace: Type.String({ minLength: 1, maxLength: 64 }),
+};
+const VcpuId = Type.Integer({ minimum: 0, maximum: 255 });
+const Gfn = Type.Integer({ minimum: 0 });
+export const SignalNameSchema = lit(SIGNAL_NAMES);
+export const WaitStateSchema = lit(WAIT_STATES);
+export const ExitNameSchema = lit(Object.keys(KVM_EXIT) as Array<keyof typeof KVM_EXIT>);
+export const VcpuStateSchema = lit(["running", "blocked", "paused", "halted", "done", "killed"] as const);
+
+export const Empty = Strict({ ...Envelope });
+export const Ok = Strict({ ok: Type.Literal(true) });
+
+export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type.Number({ description: "epoch ms of scenario time 0" }) });
+
+/** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
+export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
+export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale"] as const);
+export const FaultReply = Strict({
+  /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
+  ret: Type.Union([lit(Object.keys(RET_PF) as Array<keyof typeof RET_PF>), Type.Literal("ERRNO")]),
+  errno: Type.Optional(lit(["EINTR", "EFAULT"] as const)),
+  /** set when the handler already decided the KVM_RUN exit (`kvm_handle_signal_exit`, MMIO). */
+  exit: Type.Optional(ExitNameSchema),
+  /** where it was resolved: `fast_page_fault` (pf_fast), attempt 1 (`hva_to_pfn_fast`, no pager), attempt 2 (`gup`, the pager) */
+  path: FaultPath,
+  /** how many times the task entered `handle_userfault` for this fault. */
+  sleeps: Type.Integer({ minimum: 0 }),
+  /** a fatal signal is pending on the task (gup bailed for it). */
+  fatal: Type.Boolean(),
+});
+
+/** mmu → pager: attempt 2, `get_user_pages_unlocked(hva, 1, FOLL_HWPOISON | [FOLL_WRITE] | [FOLL_INTERRUPTIBLE])`. */
+export const GupReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), interruptible: Type.Boolean() });
+export const GupReply = Strict({
+  result: lit(["ok", "EINTR"] as const),
+  fatal: Type.Boolean(),
+  sleeps: Type.Integer({ minimum: 0 }),
+});
+
+export const ResidentMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
+export const StallReq = Strict({ ...Envelope, action: lit(["stall", "unstall"] as const) });
+export const StallReply = Strict({ stalled: Type.Boolean(), atMs: Type.Number() });
+
+export const SignalSource = lit(["plan", "api", "pause-kick"] as const);
+export const SendReq = Strict({ ...Envelope, vcpus: VcpuSelectorSchema, signal: SignalNameSchema, source: SignalSource });
+export const SendReply = Strict({ sent: Type.Array(Strict({ vcpu: VcpuId, signal: SignalNameSchema, sentAtMs: Type.Number() })) });
+
+/**
+ * signals → pager, vcpu: the task's pending set changed. `signal_wake_up` when a signal was sent
+ * (then `signal` names it), `dequeued` when the VMM ate its signals. `fatal`: a fatal signal is pending.
+ */
+export const WakeMsg = Strict({
+  ...Envelope,
+  vcpu: VcpuId,
+  kind: lit(["signal_wake_up", "dequeued"] as const),
+  signal: Type.Optional(SignalNameSchema),
+  fatal: Type.Boolean(),
+  pending: Type.Array(SignalNameSchema),
+});
+
+/** vcpu → signals: the vCPU left KVM_RUN (or died); its pending signals are consumed and get an outcome. */
+export const DequeueReq = Strict({
+  ...Envelope,
+  vcpu: VcpuId,
+  atMs: Type.Number(),
+  outcome: lit(["KVM_EXIT_INTR", "killed"] as const),
+  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed"] as const),
+});
+export const DequeueReply = Strict({ eaten: Type.Array(SignalNameSchema) });
+
+export const PauseReply = Strict({ requestedAtMs: Type.Number() });
+export const StopReply = Strict({ parked: Type.Array(VcpuId) });
+
+export const VcpuStateMsg = Strict({
+  ...Envelope,
+  vcpu: VcpuId,
+  state: VcpuStateSchema,
+  atMs: Type.Number(),
+  pagesTouched: Type.Integer({ minimum: 0 }),
+});
+
+export const PingReply = Strict({
+  name: Type.String(),
+  instance: Type.String(),
+  version: Type.String(),
+  uptimeMs: Type.Number(),
+  vms: Type.Integer({ minimum: 0 }),
+});
+
+export type SetupMsg = Static<typeof SetupMsg>;
+export type FaultReq = Static<typeof FaultReq>;
+export type FaultReply = Static<typeof FaultReply>;
+export type FaultPathName = Static<typeof FaultPath>;
+export type GupReq = Static<typeof GupReq>;
+export type GupReply = Static<typeof GupReply>;
+export type WakeMsg = Static<typeof WakeMsg>;
+export type DequeueReq = Static<typeof DequeueReq>;
+export type SendReq = Static<typeof SendReq>;
+export type VcpuStateMsg = Static<typeof VcpuStateMsg>;
+export type VcpuStateName = Static<typeof VcpuStateSchema>;
+export type SignalSourceName = Static<typeof SignalSource>;
+export type PingReply = Static<typeof PingReply>;

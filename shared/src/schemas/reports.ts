@@ -1,0 +1,55 @@
+/** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
+import { Type, type Static } from "@sinclair/typebox";
+import { SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { LatencySchema, PauseSchema, VcpuResultSchema } from "./result.ts";
+
+const N = Type.Number();
+const NullN = Type.Union([Type.Number(), Type.Null()]);
+
+export const VcpuReport = Type.Object({
+  nowMs: N,
+  vcpus: Type.Array(
+    Type.Object({
+      ...Type.Omit(VcpuResultSchema, ["blockedIn", "signals", "state"]).properties,
+      state: VcpuStateSchema,
+      inFault: Type.Union([Type.Null(), Type.Object({ site: Type.String(), gfn: Type.Integer(), sinceMs: N })]),
+    }),
+  ),
+  faultSlow: LatencySchema,
+  faultFast: LatencySchema,
+  demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+});
+
+export const PagerReport = Type.Object({
+  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N,
+  waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
+  stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
+});
+
+export const SignalsReport = Type.Object({
+  vmKilled: Type.Boolean(),
+  records: Type.Array(
+    Type.Object({
+      vcpu: Type.Integer(),
+      signal: SignalNameSchema,
+      source: SignalSource,
+      sentAtMs: N,
+      outcome: Type.Union([Type.Literal("KVM_EXIT_INTR"), Type.Literal("killed"), Type.Null()]),
+      exitAtMs: NullN,
+      via: Type.Union([Type.String(), Type.Null()]),
+      latencyUs: NullN,
+    }),
+  ),
+  pending: Type.Array(Type.Array(SignalNameSchema)),
+  pauses: Type.Array(PauseSchema),
+  signalToExit: LatencySchema,
+});
+
+export const MmuReport = Type.Object({
+  faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
+});
+
+export type VcpuReport = Static<typeof VcpuReport>;
+export type PagerReport = Static<typeof PagerReport>;
+export type SignalsReport = Static<typeof SignalsReport>;
+export type MmuReport = Static<typeof MmuReport>;

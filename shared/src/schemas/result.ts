@@ -1,0 +1,72 @@
+/** The result document, v1 (model.md §7). Names are stable; fields may be added. */
+import { Type, type Static } from "@sinclair/typebox";
+import { LOG2_BUCKETS } from "../histogram.ts";
+import { ExitNameSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+
+const N = Type.Number();
+const NullN = Type.Union([Type.Number(), Type.Null()]);
+
+export const LatencySchema = Type.Object({
+  count: Type.Integer(),
+  p50Us: N,
+  p90Us: N,
+  p99Us: N,
+  maxUs: N,
+  log2Buckets: Type.Array(Type.Integer(), { minItems: LOG2_BUCKETS, maxItems: LOG2_BUCKETS, description: "[2^i, 2^(i+1)) µs" }),
+});
+
+export const SignalOutcomeSchema = Type.Object({
+  signal: SignalNameSchema,
+  source: SignalSource,
+  sentAtMs: N,
+  outcome: Type.Union(["KVM_EXIT_INTR", "killed", "ignored", "pending"].map((x) => Type.Literal(x))),
+  /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed */
+  via: Type.Union([Type.String(), Type.Null()]),
+  /** sent → vCPU out of KVM_RUN, null if never */
+  latencyUs: NullN,
+});
+
+export const VcpuResultSchema = Type.Object({
+  id: Type.Integer(),
+  state: VcpuStateSchema,
+  blockedIn: Type.Union([
+    Type.Null(),
+    Type.Object({ site: Type.String(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N }),
+  ]),
+  exits: Type.Record(Type.String(), Type.Integer(), { description: "KVM_EXIT_* name → count of KVM_RUN returns" }),
+  stat: Type.Object({
+    pf_taken: N, pf_fast: N, pf_fixed: N, pf_spurious: N, pf_emulate: N, signal_exits: N, halt_exits: N, halt_wakeup: N,
+  }),
+  signals: Type.Array(SignalOutcomeSchema),
+  blocktimeMs: N,
+  pagesTouched: Type.Integer(),
+  pages: Type.Integer(),
+  doneAtMs: NullN,
+  spinCpuMs: N,
+  error: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
+
+export const ResultSchema = Type.Object(
+  {
+    scenario: Type.String(),
+    runId: Type.String(),
+    durationMs: N,
+    profile: Type.String(),
+    vcpus: Type.Array(VcpuResultSchema),
+    pause: Type.Union([Type.Null(), PauseSchema]),
+    pauses: Type.Array(PauseSchema),
+    pager: Type.Object({
+      faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N,
+    }),
+    latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, signalToExit: LatencySchema }),
+    demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+  },
+  { $id: "Result" },
+);
+
+export type Result = Static<typeof ResultSchema>;
+export type VcpuResult = Static<typeof VcpuResultSchema>;
+export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
+export { ExitNameSchema };

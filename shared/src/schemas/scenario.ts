@@ -1,0 +1,123 @@
+/**
+ * The scenario document, v1 (model.md §7). The CLI and `POST /v1/runs` take the same document.
+ * Every field has a default; unknown fields are rejected (additionalProperties: false everywhere).
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { PROFILES, SIGNAL_NAMES, SITES } from "../kernel.ts";
+
+const Ms = (description: string, extra: object = {}) =>
+  Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
+
+/** `64MiB`, `2GiB`, `4096`, or a byte count. Multiples of the 4 KiB page. */
+export const SizeSchema = Type.Union(
+  [Type.Integer({ minimum: 4096 }), Type.String({ pattern: "^[0-9]+(B|KiB|MiB|GiB|K|M|G)?$" })],
+  { description: "bytes: an integer or a string such as 64MiB" },
+);
+
+export const MemslotSchema = Type.Object(
+  {
+    slot: Type.Integer({ minimum: 0, maximum: 32767, description: "KVM memslot id" }),
+    gpa: Type.Integer({ minimum: 0, default: 0, description: "guest physical base address (page aligned)" }),
+    size: SizeSchema,
+  },
+  { additionalProperties: false },
+);
+
+export const StallSchema = Type.Object(
+  { atMs: Ms("stall start, ms since the run started"), forMs: Ms("stall length in ms", { minimum: 1 }) },
+  { additionalProperties: false, description: "a window during which the page source answers nothing" },
+);
+
+export const VcpuSelectorSchema = Type.Union(
+  [Type.Literal("all"), Type.Integer({ minimum: 0 }), Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1 })],
+  { description: '"all", one vCPU id, or a list of ids' },
+);
+
+export const SignalPlanSchema = Type.Object(
+  {
+    atMs: Ms("when to send, ms since the run started"),
+    vcpus: VcpuSelectorSchema,
+    signal: Type.Union(SIGNAL_NAMES.map((s) => Type.Literal(s))),
+  },
+  { additionalProperties: false },
+);
+
+export const ScenarioSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 128, default: "unnamed", pattern: "^[A-Za-z0-9._-]+$" }),
+    seed: Type.Integer({ default: 1, description: "drives every random draw" }),
+    durationMs: Ms("hard stop; whatever is still blocked then is reported as blocked", {
+      minimum: 1,
+      maximum: 600_000,
+      default: 3000,
+    }),
+    endWhenDone: Type.Boolean({
+      default: true,
+      description: "end the run early once every vCPU is done or killed and every planned event has passed",
+    }),
+    kernel: Type.Object(
+      {
+        profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: "6.13" }),
+        asyncPf: Type.Literal(false, {
+          default: false,
+          description: "async page faults (model.md §4); not modelled yet, so only false is accepted",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    vm: Type.Object(
+      {
+        vcpus: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
+        memslots: Type.Array(MemslotSchema, {
+          minItems: 1,
+          maxItems: 64,
+          default: [{ slot: 0, gpa: 0, size: "64MiB" }],
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    pager: Type.Object(
+      {
+        mode: Type.Literal("missing", { default: "missing", description: "uffd registration mode" }),
+        latency: Type.Object(
+          {
+            dist: Type.Literal("fixed", { default: "fixed" }),
+            us: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 200, description: "per-page fetch delay" }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        stalls: Type.Array(StallSchema, { default: [], maxItems: 1000 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    workload: Type.Object(
+      {
+        pattern: Type.Union([Type.Literal("sequential"), Type.Literal("random")], { default: "sequential" }),
+        pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024 }),
+        writeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+        site: Type.Union(SITES.map((s) => Type.Literal(s)), { default: "tdp" }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    signals: Type.Array(SignalPlanSchema, { default: [], maxItems: 10_000 }),
+    vmm: Type.Object(
+      {
+        pauseAllAtMs: Type.Optional(Ms("pause_all_vcpus at this time")),
+        resumeAtMs: Type.Optional(Ms("resume_all_vcpus at this time")),
+        rekickMs: Type.Integer({
+          minimum: 1,
+          maximum: 60_000,
+          default: 100,
+          description: "re-kick period while a pause is incomplete (QEMU also re-kicks whenever a vCPU parks)",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, $id: "Scenario" },
+);
+
+export type Scenario = Static<typeof ScenarioSchema>;
+export type Memslot = Static<typeof MemslotSchema>;
+export type SignalPlan = Static<typeof SignalPlanSchema>;
+export type VcpuSelector = Static<typeof VcpuSelectorSchema>;

@@ -1,0 +1,50 @@
+/**
+ * NATS subjects. Everything about one VM lives under `fl.vm.<vm>.`, so many VMs share one NATS
+ * (and, later, per-service permissions can be written per prefix). Services subscribe with `*`
+ * in the VM position.
+ */
+export const SERVICES = ["vcpu", "mmu", "pager", "signals", "api"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+const VM_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export function isVmId(id: string): boolean {
+  return VM_ID.test(id);
+}
+
+const vm = (id: string, rest: string) => `fl.vm.${id}.${rest}`;
+
+export const subjects = {
+  /** `$SRV.PING`-like liveness of one service (any instance answers). */
+  ping: (svc: ServiceName) => `fl.svc.${svc}.ping`,
+  /** api → every service: create / report / destroy the VM's state in that service. */
+  setup: (id: string, svc: ServiceName) => vm(id, `${svc}.setup`),
+  report: (id: string, svc: ServiceName) => vm(id, `${svc}.report`),
+  teardown: (id: string, svc: ServiceName) => vm(id, `${svc}.teardown`),
+  /** vcpu → mmu: an EPT violation (`kvm_mmu_page_fault`). Blocks as long as the fault does. */
+  fault: (id: string) => vm(id, "mmu.fault"),
+  /** mmu → pager: attempt 2 of `__kvm_mmu_faultin_pfn`, a blocking gup that may sleep in `handle_userfault`. */
+  gup: (id: string) => vm(id, "pager.gup"),
+  /** pager → mmu: a page became resident (`UFFDIO_COPY` done); the mirror that `hva_to_pfn_fast` reads. */
+  resident: (id: string) => vm(id, "pager.resident"),
+  /** api → pager: source stall control. */
+  stall: (id: string) => vm(id, "pager.stall"),
+  /** api → signals: send a signal (`kill`/`pthread_kill`). */
+  send: (id: string) => vm(id, "signals.send"),
+  /** signals → pager, vcpu: `signal_wake_up` of a task, with the task's pending set after it. */
+  wake: (id: string) => vm(id, "signals.wake"),
+  /** vcpu → signals: the VMM left KVM_RUN and eats its signals (`kvm_eat_signals`), or the task died. */
+  dequeue: (id: string) => vm(id, "signals.dequeue"),
+  /** api → signals: `pause_all_vcpus` / `resume_all_vcpus`. */
+  pause: (id: string) => vm(id, "signals.pause"),
+  resume: (id: string) => vm(id, "signals.resume"),
+  /** signals → vcpu: set / clear `cpu->stop` on every vCPU. */
+  stop: (id: string) => vm(id, "vcpu.stop"),
+  cont: (id: string) => vm(id, "vcpu.cont"),
+  /** vcpu → anyone: a vCPU changed state (running, blocked, paused, done, killed). */
+  vcpuState: (id: string) => vm(id, "vcpu.state"),
+} as const;
+
+/** The VM id in a subject such as `fl.vm.<vm>.mmu.fault`. */
+export function vmOf(subject: string): string {
+  return subject.split(".")[2] ?? "";
+}

@@ -1,0 +1,94 @@
+/** The control API over real services: health, OpenAPI, bad documents, live controls on a running VM. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiError, type RunView } from "../cli/src/index.ts";
+import { startTestStack, type TestStack } from "./helpers/stack.ts";
+
+let t: TestStack;
+beforeAll(async () => {
+  t = await startTestStack();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function httpError(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ApiError) return e;
+    throw e;
+  }
+  throw new Error("expected an HTTP error");
+}
+
+async function waitFor(id: string, ok: (r: RunView) => boolean, what: string): Promise<RunView> {
+  for (let i = 0; i < 400; i++) {
+    const r = await t.api.getRun(id);
+    if (ok(r)) return r;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`run ${id}: never ${what}`);
+}
+
+describe("api", () => {
+  it("api - /healthz reports every service reachable over NATS", async () => {
+    const h = await t.api.call<{ status: string; services: Record<string, { ok: boolean }> }>("GET", "/healthz");
+    expect(h.status).toBe("ok");
+    expect(Object.keys(h.services).sort()).toEqual(["api", "mmu", "pager", "signals", "vcpu"]);
+    expect(Object.values(h.services).every((s) => s.ok)).toBe(true);
+  });
+
+  it("api - OpenAPI 3.1 is served at /docs with every route", async () => {
+    const doc = await t.api.call<{ openapi: string; paths: Record<string, unknown> }>("GET", "/docs/json");
+    expect(doc.openapi).toBe("3.1.0");
+    for (const p of ["/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/signals", "/v1/runs/{id}/pause", "/v1/runs/{id}/resume", "/v1/runs/{id}/pager/stall", "/v1/runs/{id}/pager/unstall", "/healthz"]) {
+      expect(doc.paths).toHaveProperty([p]);
+    }
+  });
+
+  it("api - an invalid scenario gets 400 naming the failing field (JSON and YAML)", async () => {
+    const a = await httpError(t.api.createRun({ kernel: { profile: "5.4" } }));
+    expect(a.status).toBe(400);
+    expect(a.body).toMatchObject({ code: "FL_ERR_INVALID", path: "/kernel/profile" });
+    const b = await httpError(t.api.call("POST", "/v1/runs", "vm:\n  vcpus: 2\n  colour: red\n", "application/yaml"));
+    expect(b.status).toBe(400);
+    expect(b.body.path).toBe("/vm/colour");
+    const c = await httpError(t.api.createRun({ vm: { vcpus: 2 }, workload: { pagesPerVcpu: 10_000 } }));
+    expect(c.body.path).toBe("/workload/pagesPerVcpu");
+  });
+
+  it("api - unknown runs are 404, bad control bodies are 400 with the field's path", async () => {
+    expect((await httpError(t.api.getRun("nope"))).status).toBe(404);
+    const e = await httpError(t.api.call("POST", "/v1/runs/nope/signals", { signal: "SIGFOO" }));
+    expect(e.status).toBe(400);
+    expect(e.body.path).toBe("/body/signal");
+  });
+
+  it("api - live controls: stall the pager, signal one vCPU, pause all, resume, unstall, SIGKILL; then controls get 409", async () => {
+    const run = await t.api.createRun({
+      name: "live", durationMs: 30_000, kernel: { profile: "6.2" }, vm: { vcpus: 2 },
+      pager: { latency: { us: 0 } }, workload: { pagesPerVcpu: 8000 },
+    });
+    await waitFor(run.id, (r) => r.status === "running" && r.vcpus.every((v) => v.pagesTouched > 0), "making progress");
+    const st = await t.api.call<{ stalled: boolean }>("POST", `/v1/runs/${run.id}/pager/stall`);
+    expect(st.stalled).toBe(true);
+    const sent = await t.api.call<{ sent: Array<{ vcpu: number }> }>("POST", `/v1/runs/${run.id}/signals`, { signal: "SIGUSR1", vcpus: 0 });
+    expect(sent.sent.map((s) => s.vcpu)).toEqual([0]);
+    await t.api.call("POST", `/v1/runs/${run.id}/pause`);
+    await waitFor(run.id, (r) => r.vcpus.every((v) => v.state === "paused"), "paused");
+    await t.api.call("POST", `/v1/runs/${run.id}/pager/unstall`);
+    await t.api.call("POST", `/v1/runs/${run.id}/resume`);
+    await waitFor(run.id, (r) => r.vcpus.every((v) => v.state === "running"), "running again");
+    await t.api.call("POST", `/v1/runs/${run.id}/signals`, { signal: "SIGKILL" });
+    const end = await t.api.waitRun(run.id);
+    expect(end.status).toBe("completed");
+    const r = end.result!;
+    expect(r.vcpus.map((v) => v.state)).toEqual(["killed", "killed"]);
+    const usr1 = r.vcpus[0]!.signals.find((s) => s.source === "api" && s.signal === "SIGUSR1")!;
+    expect(usr1.outcome).toBe("KVM_EXIT_INTR");
+    expect(r.pause!.completedAtMs).not.toBeNull();
+    expect(r.pause!.resumedAtMs).not.toBeNull();
+    const late = await httpError(t.api.call("POST", `/v1/runs/${run.id}/pause`));
+    expect(late.status).toBe(409);
+  });
+});
