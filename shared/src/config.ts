@@ -22,8 +22,6 @@ export const ConfigSchema = Type.Object({
   FAULTLINE_API_HOST: Type.String({ default: "0.0.0.0" }),
   /** Instance name, shown in NATS /connz and in logs. @default <hostname>-<pid> */
   FAULTLINE_INSTANCE: Type.String({ default: "" }),
-  /** "pretty" for an interactive terminal; JSON otherwise. @default json */
-  FAULTLINE_LOG_FORMAT: Type.Union([Type.Literal("json"), Type.Literal("pretty")], { default: "json" }),
 });
 export type Config = Static<typeof ConfigSchema>;
 export const CONFIG_ENV = Object.keys(ConfigSchema.properties) as Array<keyof Config>;
@@ -38,4 +36,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = withDefaults("environment", ConfigSchema, raw);
   if (!c.FAULTLINE_INSTANCE) c.FAULTLINE_INSTANCE = `${hostname()}-${process.pid}`;
   return c;
+}
+
+/** The NATS connection name of a service: `<svc>-<instance>` unless the instance already starts with the service name. */
+export function connectionName(svc: string, instance: string): string {
+  return instance.startsWith(svc) ? instance : `${svc}-${instance}`;
 }

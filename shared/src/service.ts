@@ -4,7 +4,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { loadConfig, type Config } from "./config.ts";
+import { connectionName, loadConfig, type Config } from "./config.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { closeNats, connectNats, servePing } from "./nats.ts";
@@ -62,7 +62,7 @@ export async function runService(
     process.exit(1);
   });
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
-  const nc = await connectNats({ servers: config.NATS_URL, name: `${name}-${config.FAULTLINE_INSTANCE}`, waitForServer: true });
+  const nc = await connectNats({ servers: config.NATS_URL, name: connectionName(name, config.FAULTLINE_INSTANCE), waitForServer: true });
   const svc = await start({ name, nc, log, config });
   servePing(nc, log, name, config.FAULTLINE_INSTANCE, svc.vms);
   await nc.flush();
