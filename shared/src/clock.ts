@@ -12,6 +12,7 @@ export function epochMs(): number {
 export class RunClock {
   readonly t0: number;
   readonly #timers = new Set<NodeJS.Timeout>();
+  #cancelled = false;
   constructor(t0: number) {
     this.t0 = t0;
   }
@@ -19,13 +20,23 @@ export class RunClock {
   now(): number {
     return epochMs() - this.t0;
   }
-  /** Runs `fn` at scenario time `atMs` (at once if already past). */
+  /**
+   * Runs `fn` at scenario time `atMs` (at once if already past), never before it: Node's timers run
+   * off a coarse loop clock and can fire up to a millisecond early, so the remainder is waited out.
+   */
   at(atMs: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.#timers.delete(t);
-      fn();
-    }, Math.max(0, atMs - this.now()));
-    this.#timers.add(t);
+    const arm = () => {
+      const left = atMs - this.now();
+      if (this.#cancelled) return;
+      if (left <= 0) return fn();
+      if (left < 1) return void setImmediate(arm);
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        arm();
+      }, left);
+      this.#timers.add(t);
+    };
+    arm();
   }
   every(periodMs: number, fn: () => void): () => void {
     const t = setInterval(fn, periodMs);
@@ -36,6 +47,7 @@ export class RunClock {
     };
   }
   cancelAll(): void {
+    this.#cancelled = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }
