@@ -26,7 +26,7 @@ export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boo
   const started = await Promise.all(scenarios.map((s) => api.createRun(s)));
   const showBar = !quiet && process.stderr.isTTY && !process.env.CI;
   const total = Math.max(...scenarios.map((s) => s.durationMs));
-  const bar = showBar ? new SingleBar({ format: " {bar} {value}/{total} ms | {states}", stream: process.stderr, hideCursor: true }) : null;
+  const bar = showBar ? new SingleBar({ format: " {bar} {value}/{total} ms | vCPUs {states} (R running, P paused, D done, K killed)", stream: process.stderr, hideCursor: true }) : null;
   bar?.start(total, 0, { states: "" });
   const latest = new Map<string, RunView>();
   const tick = (r: RunView) => {
@@ -34,7 +34,8 @@ export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boo
     if (!bar) return;
     const elapsed = Math.max(...[...latest.values()].map((x) => x.elapsedMs ?? 0));
     const states = [...latest.values()].flatMap((x) => x.vcpus.map((v) => v.state[0]?.toUpperCase() ?? "?")).join("");
-    bar.update(Math.min(total, elapsed), { states });
+    const ended = [...latest.values()].every((x) => x.status === "completed" || x.status === "failed");
+    bar.update(ended ? total : Math.max(0, Math.min(total, elapsed)), { states });
   };
   try {
     return await Promise.all(started.map((r) => api.waitRun(r.id, tick)));
