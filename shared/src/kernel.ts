@@ -44,8 +44,15 @@ export function follInterruptible(profile: Profile): boolean {
   return profile !== "pre-6.2";
 }
 
-/** Fault sites (model.md §3). Issue 2 covers `tdp`. */
-export const SITES = ["tdp"] as const;
+/**
+ * Where a guest access meets a missing page (model.md §3, kernel-reference §4):
+ * - `tdp`: a stage-2 (EPT/NPT) violation, `kvm_mmu_page_fault` → the two-attempt fault-in;
+ * - `emulated`: KVM reads guest memory itself (`kvm_read_guest` → `__copy_from_user`), a kernel-mode
+ *   fault that wakes on a signal but only aborts on a fatal one, so it busy-loops (SPINNING);
+ * - `nested-map`: `kvm_vcpu_map` of a vmcs12 page (`nested_get_vmcs12_pages`), TASK_KILLABLE, -EINVAL;
+ * - `pfn-cache`: a `gfn_to_pfn_cache` refresh (`hva_to_pfn_retry`: kvmclock, Xen), TASK_KILLABLE, -EFAULT.
+ */
+export const SITES = ["tdp", "emulated", "nested-map", "pfn-cache"] as const;
 export type Site = (typeof SITES)[number];
 
 /** Signals Faultline can send. `fatal` = SIGKILL or a default-terminate signal with no handler (model.md §3). */

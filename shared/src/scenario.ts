@@ -47,6 +47,10 @@ export function parseScenario(doc: unknown): Scenario {
       `${vcpus} vCPUs x ${s.workload.pagesPerVcpu} pages = ${need} pages, but the memslots hold ${have}`,
     );
   }
+  const site = s.workload.site;
+  if (typeof site !== "string" && Object.values(site).reduce((a, b) => a + (b ?? 0), 0) <= 0) {
+    throw new ValidationError("scenario", "/workload/site", "a site mix needs a positive weight");
+  }
   s.signals.forEach((p, i) => checkSelector(p.vcpus, vcpus, `/signals/${i}/vcpus`));
   s.signals.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/signals/${i}/atMs`));
   s.pager.stalls.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/stalls/${i}/atMs`));

@@ -3,7 +3,7 @@
  * Tasks, PauseController) and direct calls where the services use NATS. Page fetches are released
  * by the test (`release(gfn)`), so the wake rules are tested by ordering, never by time.
  */
-import { parseScenario, type Profile, type SignalName } from "../../shared/src/index.ts";
+import { parseScenario, type Profile, type SignalName, type Site } from "../../shared/src/index.ts";
 import { Mmu } from "../../services/mmu/src/index.ts";
 import { Uffd } from "../../services/pager/src/index.ts";
 import { PauseController, Tasks, type PendingChange } from "../../services/signals/src/index.ts";
@@ -39,8 +39,8 @@ export async function until(cond: () => boolean, what: string, max = 2000): Prom
   throw new Error(`never happened: ${what}`);
 }
 
-export function harness(profile: Profile, o: { vcpus?: number; pages?: number; autoFill?: boolean } = {}): Harness {
-  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4 } });
+export function harness(profile: Profile, o: { vcpus?: number; pages?: number; autoFill?: boolean; site?: Site } = {}): Harness {
+  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp" } });
   let clock = 0;
   const now = () => ++clock; // a logical clock: strictly increasing, no wall time
   const waiting = new Map<number, () => void>();
@@ -72,9 +72,9 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
   });
   for (let id = 0; id < s.vm.vcpus; id++) {
     vcpus.push(
-      new Vcpu(id, "tdp", buildWorkload(s, id), {
+      new Vcpu(id, o.site ?? "tdp", buildWorkload(s, id), {
         now,
-        fault: (vcpu, gfn, write) => mmu.pageFault(vcpu, gfn, write),
+        fault: (vcpu, gfn, write, site) => mmu.access(vcpu, gfn, write, site),
         dequeue: async (vcpu, atMs, outcome, via) => apply(tasks.dequeue(vcpu, atMs, outcome, via).change),
         state: (vcpu, state) => pause.onState(vcpu, state),
       }),

@@ -26,6 +26,8 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
         return { signal: s.signal, source: s.source, sentAtMs: s.sentAtMs, outcome, via: s.via, latencyUs: s.latencyUs };
       });
     const { inFault: _inFault, ...rest } = v;
+    // a task still busy-looping at the end has spun since it entered the loop
+    if (blockedIn?.waitState === "SPINNING") rest.spinCpuMs = Math.round((rest.spinCpuMs + r.vcpu.nowMs - blockedIn.sinceMs) * 1000) / 1000;
     return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
   });
   const { waiters: _w, stalls: _s, ...pager } = r.pager;

@@ -20,7 +20,7 @@ export async function startMmu({ nc, log }: ServiceContext) {
       log.info({ vm: m.vm, trace: m.trace, profile: s.kernel.profile }, "vm created");
       return { ok: true };
     }),
-    serve(nc, log, subjects.fault("*"), FaultReq, (m) => vms.get(m.vm).pageFault(m.vcpu, m.gfn, m.write)),
+    serve(nc, log, subjects.fault("*"), FaultReq, (m) => vms.get(m.vm).access(m.vcpu, m.gfn, m.write, m.site)),
     listen(nc, log, subjects.resident("*"), ResidentMsg, (m) => {
       const mmu = vms.find(m.vm);
       for (const g of m.gfns) mmu?.hostPresent.add(g);

@@ -8,7 +8,7 @@ function recorder(result: "ok" | "EINTR" = "ok") {
   const calls: Array<Parameters<GupPort>[0]> = [];
   const gup: GupPort = async (req) => {
     calls.push(req);
-    return { result, fatal: false, sleeps: 1 };
+    return { result, fatal: false, sleeps: 1, spinMs: 0 };
   };
   return { calls, gup };
 }
@@ -52,7 +52,7 @@ describe("mmu", () => {
     let mmu: Mmu;
     const gup: GupPort = async () => {
       mmu.invalidateSeq++; // kvm_mmu_invalidate_end ran while the task slept
-      return { result: "ok", fatal: false, sleeps: 1 };
+      return { result: "ok", fatal: false, sleeps: 1, spinMs: 0 };
     };
     mmu = new Mmu("6.13", slots, gup);
     await expect(mmu.pageFault(0, 11, false)).resolves.toMatchObject({ ret: "RET_PF_RETRY", path: "stale" });

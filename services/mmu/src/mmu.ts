@@ -10,10 +10,15 @@
  *
  * Pure logic; the pager's gup is an injected port.
  */
-import { follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile } from "@faultline/shared";
+import { follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile, type Site } from "@faultline/shared";
 
 export interface GupPort {
-  (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean }): Promise<{ result: "ok" | "EINTR"; fatal: boolean; sleeps: number }>;
+  (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean }): Promise<{
+    result: "ok" | "EINTR" | "EFAULT";
+    fatal: boolean;
+    sleeps: number;
+    spinMs: number;
+  }>;
 }
 
 interface Slot {
@@ -32,7 +37,9 @@ export class Mmu {
   invalidateSeq = 0;
   readonly #slots: Slot[];
   readonly #gup: GupPort;
-  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0 };
+  /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
+  readonly mmioSpte = new Set<number>();
+  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0 };
 
   constructor(profile: Profile, memslots: readonly Memslot[], gup: GupPort) {
     this.profile = profile;
@@ -45,17 +52,33 @@ export class Mmu {
     return this.#slots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
   }
 
+  /** A guest access that needs KVM at `site`: dispatches to the kernel path that site takes. */
+  access(vcpu: number, gfn: number, write: boolean, site: Site): Promise<FaultReply> {
+    switch (site) {
+      case "tdp":
+        return this.pageFault(vcpu, gfn, write);
+      case "emulated":
+        return this.emulatedAccess(vcpu, gfn, write);
+      case "nested-map":
+        return this.kernelMap(vcpu, gfn, write, "kvm_vcpu_map");
+      case "pfn-cache":
+        return this.kernelMap(vcpu, gfn, true, "gpc_refresh");
+    }
+  }
+
   /** `kvm_mmu_page_fault(vcpu, gpa, error_code)` for a TDP violation on `gfn`. */
   async pageFault(vcpu: number, gfn: number, write: boolean): Promise<FaultReply> {
     this.counters.faults++;
     const slot = this.slotOf(gfn);
     if (!slot) {
-      // kvm_handle_noslot_fault: MMIO → emulate → KVM_EXIT_MMIO to userspace
+      // kvm_handle_noslot_fault: cache an MMIO SPTE, emulate → KVM_EXIT_MMIO to userspace
       this.counters.noslot++;
-      return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "noslot", sleeps: 0, fatal: false };
+      const created = !this.mmioSpte.has(gfn);
+      this.mmioSpte.add(gfn);
+      return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "noslot", sleeps: 0, fatal: false, spinMs: 0, mmioSpte: created };
     }
     // fast_page_fault: another vCPU already installed the SPTE
-    if (this.spte.has(gfn)) return { ret: "RET_PF_SPURIOUS", path: "fast_page_fault", sleeps: 0, fatal: false };
+    if (this.spte.has(gfn)) return { ret: "RET_PF_SPURIOUS", path: "fast_page_fault", sleeps: 0, fatal: false, spinMs: 0 };
     // kvm_mmu_faultin_pfn: fault->mmu_seq = kvm->mmu_invalidate_seq (snapshot before any GUP)
     const mmuSeq = this.invalidateSeq;
     // attempt 1, FOLL_NOWAIT: hva_to_pfn_fast, or KVM_PFN_ERR_NEEDS_IO (6.13) / *async = true (6.2)
@@ -70,20 +93,55 @@ export class Mmu {
     if (r.result === "EINTR") {
       // hva_to_pfn_slow: -EINTR → KVM_PFN_ERR_SIGPENDING; kvm_handle_error_pfn → kvm_handle_signal_exit
       this.counters.sigpending++;
-      return { ret: "ERRNO", errno: "EINTR", exit: "KVM_EXIT_INTR", path: "gup", sleeps: r.sleeps, fatal: r.fatal };
+      return { ret: "ERRNO", errno: "EINTR", exit: "KVM_EXIT_INTR", path: "gup", sleeps: r.sleeps, fatal: r.fatal, spinMs: 0 };
     }
     this.hostPresent.add(gfn);
     return this.#map(gfn, mmuSeq, "gup", r.sleeps);
+  }
+
+  /**
+   * The emulator touches guest memory itself (`x86_emulate_instruction` → `kvm_read_guest` /
+   * `kvm_write_guest` → `__copy_{from,to}_user`): a kernel-mode fault, no gup flags, no SPTE.
+   * A fatal signal makes the uaccess fail (-EFAULT, exception fixup); the task then dies.
+   */
+  async emulatedAccess(vcpu: number, gfn: number, write: boolean): Promise<FaultReply> {
+    this.counters.uaccess++;
+    if (!this.slotOf(gfn)) return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "noslot", sleeps: 0, fatal: false, spinMs: 0 };
+    if (this.hostPresent.has(gfn)) return { ret: "RET_PF_EMULATE", path: "uaccess", sleeps: 0, fatal: false, spinMs: 0 };
+    const r = await this.#gup({ vcpu, gfn, write, interruptible: true, uaccess: true });
+    if (r.result !== "ok") return { ret: "ERRNO", errno: "EFAULT", path: "uaccess", sleeps: r.sleeps, fatal: r.fatal, spinMs: r.spinMs };
+    this.hostPresent.add(gfn);
+    return { ret: "RET_PF_EMULATE", path: "uaccess", sleeps: r.sleeps, fatal: false, spinMs: r.spinMs };
+  }
+
+  /**
+   * KVM maps a guest page for its own use: `kvm_vcpu_map` (vmcs12 pages, from
+   * `nested_get_vmcs12_pages` before a nested entry) or a `gfn_to_pfn_cache` refresh
+   * (`hva_to_pfn_retry`). Both call `hva_to_pfn` without FOLL_INTERRUPTIBLE in every profile, so
+   * the task sleeps TASK_KILLABLE; a fatal signal gives KVM_PFN_ERR_SIGPENDING, which
+   * `__kvm_vcpu_map` turns into -EINVAL and `kvm_gpc_refresh` into -EFAULT.
+   */
+  async kernelMap(vcpu: number, gfn: number, write: boolean, path: "kvm_vcpu_map" | "gpc_refresh"): Promise<FaultReply> {
+    if (path === "kvm_vcpu_map") this.counters.vcpuMap++;
+    else this.counters.gpcRefresh++;
+    if (!this.slotOf(gfn)) return { ret: "ERRNO", errno: path === "kvm_vcpu_map" ? "EINVAL" : "EFAULT", path, sleeps: 0, fatal: false, spinMs: 0 };
+    if (this.hostPresent.has(gfn)) return { ret: "RET_PF_CONTINUE", path, sleeps: 0, fatal: false, spinMs: 0 };
+    const r = await this.#gup({ vcpu, gfn, write, interruptible: false });
+    if (r.result !== "ok") {
+      return { ret: "ERRNO", errno: path === "kvm_vcpu_map" ? "EINVAL" : "EFAULT", path, sleeps: r.sleeps, fatal: r.fatal, spinMs: 0 };
+    }
+    this.hostPresent.add(gfn);
+    return { ret: "RET_PF_CONTINUE", path, sleeps: r.sleeps, fatal: false, spinMs: 0 };
   }
 
   #map(gfn: number, mmuSeq: number, path: FaultReply["path"], sleeps: number): FaultReply {
     // is_page_fault_stale: an invalidation ran since the snapshot → RET_PF_RETRY, the guest re-faults
     if (mmuSeq !== this.invalidateSeq) {
       this.counters.stale++;
-      return { ret: "RET_PF_RETRY", path: "stale", sleeps, fatal: false };
+      return { ret: "RET_PF_RETRY", path: "stale", sleeps, fatal: false, spinMs: 0 };
     }
     const spurious = this.spte.has(gfn);
     this.spte.add(gfn);
-    return { ret: spurious ? "RET_PF_SPURIOUS" : "RET_PF_FIXED", path, sleeps, fatal: false };
+    return { ret: spurious ? "RET_PF_SPURIOUS" : "RET_PF_FIXED", path, sleeps, fatal: false, spinMs: 0 };
   }
 }

@@ -12,13 +12,17 @@ export interface GupRequest {
   write: boolean;
   /** FOLL_INTERRUPTIBLE: the task sleeps TASK_INTERRUPTIBLE and gup bails on any signal. */
   interruptible: boolean;
+  /** a kernel-mode uaccess fault (`do_user_addr_fault(FAULT_FLAG_DEFAULT)`), not gup */
+  uaccess?: boolean;
 }
 
 export interface GupResult {
-  result: "ok" | "EINTR";
+  result: "ok" | "EINTR" | "EFAULT";
   fatal: boolean;
   /** times the task entered `handle_userfault` for this gup */
   sleeps: number;
+  /** ms spent busy-looping (SPINNING) with a non-fatal signal pending; modelled, not burned */
+  spinMs: number;
 }
 
 interface Waiter {
@@ -61,13 +65,14 @@ export class Uffd {
 
   /** Attempt 2's `get_user_pages_unlocked()` on one page, with `handle_userfault` sleeps. */
   async gup(req: GupRequest): Promise<GupResult> {
+    if (req.uaccess) return this.#uaccess(req);
     let sleeps = 0;
     const state: WaitState = req.interruptible ? "TASK_INTERRUPTIBLE" : "TASK_KILLABLE";
     for (;;) {
       // __get_user_pages: "If we have a pending SIGKILL, don't keep faulting pages"
-      if (this.#sig(req.vcpu).fatal) return { result: "EINTR", fatal: true, sleeps };
+      if (this.#sig(req.vcpu).fatal) return { result: "EINTR", fatal: true, sleeps, spinMs: 0 };
       // faultin_page → handle_mm_fault: a present pte maps at once
-      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps };
+      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs: 0 };
       // handle_userfault: queue a UFFD_EVENT_PAGEFAULT, set_current_state(blocking_state), schedule()
       this.counters.faultEvents++;
       this.#handleEvent(req.gfn);
@@ -75,7 +80,34 @@ export class Uffd {
       if (!this.#wakesFor(state, this.#sig(req.vcpu))) await this.#sleep(req.vcpu, req.gfn, state);
       // VM_FAULT_RETRY → gup_signal_pending(current, flags)
       const sig = this.#sig(req.vcpu);
-      if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps };
+      if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps, spinMs: 0 };
+    }
+  }
+
+  /**
+   * A kernel-mode fault on a uffd page (`__copy_from_user` from `kvm_read_guest`): handle_userfault
+   * sleeps TASK_INTERRUPTIBLE (FAULT_FLAG_DEFAULT), so any signal wakes it; but for a kernel-mode
+   * fault `fault_signal_pending()` is true only for a fatal signal, so the fault is retried, and with
+   * the signal still pending `schedule()` returns at once: the task busy-loops until the page arrives
+   * (SPINNING), or a fatal signal makes the exception fixup return -EFAULT. (Jens Axboe's 2025 mm fix,
+   * a 100 ms sleep per retry, is not modelled: kernel-reference §4.)
+   */
+  async #uaccess(req: GupRequest): Promise<GupResult> {
+    let sleeps = 0;
+    let spinMs = 0;
+    for (;;) {
+      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs };
+      if (this.#sig(req.vcpu).fatal) return { result: "EFAULT", fatal: true, sleeps, spinMs };
+      this.counters.faultEvents++;
+      this.#handleEvent(req.gfn);
+      sleeps++;
+      if (this.#sig(req.vcpu).any) {
+        const t = this.#ports.now();
+        await this.#sleep(req.vcpu, req.gfn, "SPINNING");
+        spinMs += this.#ports.now() - t;
+      } else {
+        await this.#sleep(req.vcpu, req.gfn, "TASK_INTERRUPTIBLE");
+      }
     }
   }
 
@@ -122,7 +154,7 @@ export class Uffd {
   /** `signal_pending_state()`: which pending signals end a sleep in this state. */
   #wakesFor(state: WaitState, sig: { any: boolean; fatal: boolean }): boolean {
     if (state === "TASK_INTERRUPTIBLE") return sig.any;
-    return sig.fatal;
+    return sig.fatal; // TASK_KILLABLE; a SPINNING task only leaves its loop on a fatal signal or the page
   }
 
   /** The userspace handler read the event: fetch the page once, however many faults ask for it. */

@@ -7,16 +7,18 @@
 import type { FaultReply, KvmExitName, SignalName, Site, VcpuStateName } from "@faultline/shared";
 import type { Access } from "./workload.ts";
 
-export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed";
+export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed" | "fault-error";
 
 export interface VcpuPorts {
-  fault: (vcpu: number, gfn: number, write: boolean) => Promise<FaultReply>;
+  fault: (vcpu: number, gfn: number, write: boolean, site: Site) => Promise<FaultReply>;
   dequeue: (vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: ExitVia) => Promise<void>;
   state: (vcpu: number, state: VcpuStateName, pagesTouched: number) => void;
   now: () => number;
 }
 
 export interface VcpuStat {
+  /** guest exits to KVM (faults, emulations, halts) */
+  exits: number;
   pf_taken: number;
   pf_fast: number;
   pf_fixed: number;
@@ -25,18 +27,25 @@ export interface VcpuStat {
   signal_exits: number;
   halt_exits: number;
   halt_wakeup: number;
+  insn_emulation: number;
+  pf_mmio_spte_created: number;
 }
 
-type RunExit = { kind: "EINTR"; via: ExitVia } | { kind: "MMIO" } | { kind: "closed" };
+type RunExit = { kind: "EINTR"; via: ExitVia } | { kind: "fatal"; via: ExitVia } | { kind: "MMIO" } | { kind: "closed" };
 
 export class Vcpu {
   state: VcpuStateName = "running";
-  readonly stat: VcpuStat = { pf_taken: 0, pf_fast: 0, pf_fixed: 0, pf_spurious: 0, pf_emulate: 0, signal_exits: 0, halt_exits: 0, halt_wakeup: 0 };
+  readonly stat: VcpuStat = {
+    exits: 0, pf_taken: 0, pf_fast: 0, pf_fixed: 0, pf_spurious: 0, pf_emulate: 0, signal_exits: 0,
+    halt_exits: 0, halt_wakeup: 0, insn_emulation: 0, pf_mmio_spte_created: 0,
+  };
   readonly exits: Partial<Record<KvmExitName, number>> = {};
   readonly slowUs: number[] = [];
   readonly fastUs: number[] = [];
   pagesTouched = 0;
   blocktimeMs = 0;
+  /** CPU time a kernel-mode fault busy-looped with a non-fatal signal pending (modelled) */
+  spinCpuMs = 0;
   doneAtMs: number | null = null;
   inFault: { site: Site; gfn: number; sinceMs: number } | null = null;
   error: string | null = null;
@@ -49,11 +58,11 @@ export class Vcpu {
   #changed: (() => void) | null = null;
 
   readonly id: number;
-  readonly site: Site;
+  readonly site: Site | "mixed";
   readonly accesses: readonly Access[];
   readonly ports: VcpuPorts;
 
-  constructor(id: number, site: Site, accesses: readonly Access[], ports: VcpuPorts) {
+  constructor(id: number, site: Site | "mixed", accesses: readonly Access[], ports: VcpuPorts) {
     this.id = id;
     this.site = site;
     this.accesses = accesses;
@@ -89,6 +98,7 @@ export class Vcpu {
       }
       const r = await this.#kvmRun();
       if (r.kind === "closed") return;
+      if (r.kind === "fatal") return this.#die(r.via);
       if (r.kind === "EINTR") {
         // the task returns to userspace with a fatal signal pending: it dies there
         if (this.#fatal) return this.#die(r.via);
@@ -110,6 +120,7 @@ export class Vcpu {
         if (this.doneAtMs === null) {
           this.doneAtMs = this.ports.now();
           this.stat.halt_exits++;
+          this.stat.exits++;
         }
         this.#setState("done");
         while (this.#pending.length === 0 && !this.#closed) await this.#wait();
@@ -117,7 +128,7 @@ export class Vcpu {
         this.stat.halt_wakeup++;
         return this.#signalExit("halt-wakeup");
       }
-      if (this.#mapped.has(acc.gfn)) {
+      if (acc.site === "tdp" && this.#mapped.has(acc.gfn)) {
         this.#cursor++;
         this.pagesTouched++;
         if (++touchedSinceYield % 1024 === 0) await new Promise((r) => setImmediate(r));
@@ -125,6 +136,18 @@ export class Vcpu {
       }
       const r = await this.#fault(acc);
       if (!r) return { kind: "closed" };
+      if (r.mmioSpte) this.stat.pf_mmio_spte_created++;
+      if (acc.site !== "tdp" && r.ret !== "ERRNO") {
+        // emulation completed the access, or KVM mapped the page for itself (vmcs12, pfn cache)
+        if (acc.site === "emulated") this.stat.insn_emulation++;
+        this.#cursor++;
+        this.pagesTouched++;
+        if (r.exit === "KVM_EXIT_MMIO") {
+          this.#countExit("KVM_EXIT_MMIO");
+          return { kind: "MMIO" };
+        }
+        continue;
+      }
       switch (r.ret) {
         case "RET_PF_FIXED":
           this.stat.pf_fixed++;
@@ -145,8 +168,10 @@ export class Vcpu {
           }
           break;
         case "ERRNO":
-          if (r.errno === "EINTR") return this.#signalExit("gup-eintr");
-          throw new Error(`KVM_RUN failed with -${r.errno ?? "EFAULT"} on gfn ${acc.gfn}`);
+          if (r.errno === "EINTR" && acc.site === "tdp") return this.#signalExit("gup-eintr");
+          // -EFAULT from a uaccess, -EINVAL from kvm_vcpu_map: KVM_RUN fails; with a fatal signal the task dies
+          if (r.fatal) return { kind: "fatal", via: "fault-error" };
+          throw new Error(`KVM_RUN failed with -${r.errno ?? "EFAULT"} at ${acc.site} on gfn ${acc.gfn}`);
         default: // RET_PF_RETRY: let the CPU fault again
           break;
       }
@@ -154,12 +179,13 @@ export class Vcpu {
   }
 
   async #fault(acc: Access): Promise<FaultReply | null> {
-    this.stat.pf_taken++;
+    this.stat.exits++;
+    if (acc.site === "tdp") this.stat.pf_taken++;
     const t = this.ports.now();
-    this.inFault = { site: this.site, gfn: acc.gfn, sinceMs: t };
+    this.inFault = { site: acc.site, gfn: acc.gfn, sinceMs: t };
     let r: FaultReply;
     try {
-      r = await this.ports.fault(this.id, acc.gfn, acc.write);
+      r = await this.ports.fault(this.id, acc.gfn, acc.write, acc.site);
     } catch (err) {
       if (this.#closed) return null;
       throw err;
@@ -167,7 +193,8 @@ export class Vcpu {
       this.inFault = null;
     }
     const dt = this.ports.now() - t;
-    if (r.path === "gup") {
+    this.spinCpuMs += r.spinMs;
+    if (r.sleeps > 0) {
       this.slowUs.push(dt * 1000);
       this.blocktimeMs += dt;
     } else this.fastUs.push(dt * 1000);

@@ -19,8 +19,8 @@ export class VcpuVm {
     let seq = 0;
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
-      fault: (vcpu, gfn, write) =>
-        request(nc, subjects.fault(vm), { vm, trace: `${vm}.${vcpu}.f${++seq}`, vcpu, gfn, write, site: s.workload.site }, FaultReply, {
+      fault: (vcpu, gfn, write, site) =>
+        request(nc, subjects.fault(vm), { vm, trace: `${vm}.${vcpu}.f${++seq}`, vcpu, gfn, write, site }, FaultReply, {
           timeoutMs: faultTimeoutMs,
         }),
       dequeue: async (vcpu, atMs, outcome, via) =>
@@ -29,7 +29,8 @@ export class VcpuVm {
         })),
       state: (vcpu, state, pagesTouched) => this.#announce(nc, vm, vcpu, state, pagesTouched),
     };
-    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, s.workload.site, buildWorkload(s, id), ports));
+    const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
+    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
     this.clock.at(0, () => {
       for (const v of this.vcpus) {
         v.run().catch((err: unknown) => {
@@ -75,7 +76,7 @@ export class VcpuVm {
       pagesTouched: v.pagesTouched,
       pages: v.accesses.length,
       doneAtMs: v.doneAtMs,
-      spinCpuMs: 0,
+      spinCpuMs: round3(v.spinCpuMs),
       error: v.error,
     }));
     const allDone = this.vcpus.every((v) => v.doneAtMs !== null);

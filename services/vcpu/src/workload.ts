@@ -3,11 +3,26 @@
  * partition once (`pagesPerVcpu` pages, partitioned, not overlapped), in order or in a seeded
  * random order; each access is a write with probability `writeRatio`.
  */
-import { PAGE_SIZE, parseSize, prng, shuffle, type Scenario } from "@faultline/shared";
+import { PAGE_SIZE, SITES, parseSize, prng, shuffle, type Scenario, type Site } from "@faultline/shared";
 
 export interface Access {
   gfn: number;
   write: boolean;
+  /** where this access meets KVM (model.md §3) */
+  site: Site;
+}
+
+/** A site drawer: the scenario's one site, or a seeded draw from its mix. */
+function siteDrawer(s: Scenario, rnd: () => number): () => Site {
+  const spec = s.workload.site;
+  if (typeof spec === "string") return () => spec;
+  const entries = SITES.flatMap((k) => (spec[k] ? [[k, spec[k]] as const] : []));
+  const total = entries.reduce((n, [, w]) => n + w, 0);
+  return () => {
+    let x = rnd() * total;
+    for (const [k, w] of entries) if ((x -= w) < 0) return k;
+    return entries.at(-1)![0];
+  };
 }
 
 /** All gfns of the memslots, in slot order. */
@@ -26,5 +41,6 @@ export function buildWorkload(s: Scenario, vcpu: number): Access[] {
   const gfns = guestPages(s).slice(vcpu * per, (vcpu + 1) * per);
   const rnd = prng(s.seed * 7919 + vcpu);
   if (s.workload.pattern === "random") shuffle(gfns, rnd);
-  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio }));
+  const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
+  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio, site: site() }));
 }

@@ -27,11 +27,11 @@ export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
 export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
-export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale"] as const);
+export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh"] as const);
 export const FaultReply = Strict({
   /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
   ret: Type.Union([lit(Object.keys(RET_PF) as Array<keyof typeof RET_PF>), Type.Literal("ERRNO")]),
-  errno: Type.Optional(lit(["EINTR", "EFAULT"] as const)),
+  errno: Type.Optional(lit(["EINTR", "EFAULT", "EINVAL"] as const)),
   /** set when the handler already decided the KVM_RUN exit (`kvm_handle_signal_exit`, MMIO). */
   exit: Type.Optional(ExitNameSchema),
   /** where it was resolved: `fast_page_fault` (pf_fast), attempt 1 (`hva_to_pfn_fast`, no pager), attempt 2 (`gup`, the pager) */
@@ -40,14 +40,28 @@ export const FaultReply = Strict({
   sleeps: Type.Integer({ minimum: 0 }),
   /** a fatal signal is pending on the task (gup bailed for it). */
   fatal: Type.Boolean(),
+  /** time the task busy-looped in a kernel-mode fault with a non-fatal signal pending (SPINNING), ms */
+  spinMs: Type.Number({ minimum: 0 }),
+  /** the MMIO fault installed an MMIO SPTE (`pf_mmio_spte_created`) */
+  mmioSpte: Type.Optional(Type.Boolean()),
 });
 
 /** mmu → pager: attempt 2, `get_user_pages_unlocked(hva, 1, FOLL_HWPOISON | [FOLL_WRITE] | [FOLL_INTERRUPTIBLE])`. */
-export const GupReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), interruptible: Type.Boolean() });
+export const GupReq = Strict({
+  ...Envelope,
+  vcpu: VcpuId,
+  gfn: Gfn,
+  write: Type.Boolean(),
+  interruptible: Type.Boolean(),
+  /** a kernel-mode uaccess fault (`__copy_from_user`), not gup: retries on non-fatal signals (busy loop) */
+  uaccess: Type.Optional(Type.Boolean()),
+});
 export const GupReply = Strict({
-  result: lit(["ok", "EINTR"] as const),
+  /** ok, EINTR (gup bailed on a signal), EFAULT (a uaccess aborted on a fatal signal: the exception fixup) */
+  result: lit(["ok", "EINTR", "EFAULT"] as const),
   fatal: Type.Boolean(),
   sleeps: Type.Integer({ minimum: 0 }),
+  spinMs: Type.Number({ minimum: 0 }),
 });
 
 export const ResidentMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
@@ -77,7 +91,7 @@ export const DequeueReq = Strict({
   vcpu: VcpuId,
   atMs: Type.Number(),
   outcome: lit(["KVM_EXIT_INTR", "killed"] as const),
-  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed"] as const),
+  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error"] as const),
 });
 export const DequeueReply = Strict({ eaten: Type.Array(SignalNameSchema) });
 

@@ -35,7 +35,8 @@ export const VcpuResultSchema = Type.Object({
   ]),
   exits: Type.Record(Type.String(), Type.Integer(), { description: "KVM_EXIT_* name → count of KVM_RUN returns" }),
   stat: Type.Object({
-    pf_taken: N, pf_fast: N, pf_fixed: N, pf_spurious: N, pf_emulate: N, signal_exits: N, halt_exits: N, halt_wakeup: N,
+    exits: N, pf_taken: N, pf_fast: N, pf_fixed: N, pf_spurious: N, pf_emulate: N, pf_mmio_spte_created: N,
+    signal_exits: N, halt_exits: N, halt_wakeup: N, insn_emulation: N,
   }),
   signals: Type.Array(SignalOutcomeSchema),
   blocktimeMs: N,

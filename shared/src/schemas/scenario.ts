@@ -2,8 +2,8 @@
  * The scenario document, v1 (model.md §7). The CLI and `POST /v1/runs` take the same document.
  * Every field has a default; unknown fields are rejected (additionalProperties: false everywhere).
  */
-import { Type, type Static } from "@sinclair/typebox";
-import { PROFILES, SIGNAL_NAMES, SITES } from "../kernel.ts";
+import { Type, type Static, type TNumber } from "@sinclair/typebox";
+import { PROFILES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
 
 const Ms = (description: string, extra: object = {}) =>
   Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
@@ -95,7 +95,17 @@ export const ScenarioSchema = Type.Object(
         pattern: Type.Union([Type.Literal("sequential"), Type.Literal("random")], { default: "sequential" }),
         pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024 }),
         writeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
-        site: Type.Union(SITES.map((s) => Type.Literal(s)), { default: "tdp" }),
+        site: Type.Union(
+          [
+            Type.Union(SITES.map((s) => Type.Literal(s))),
+            Type.Partial(Type.Object(Object.fromEntries(SITES.map((s) => [s, Type.Number({ minimum: 0, maximum: 1 })])) as Record<Site, TNumber>), {
+              additionalProperties: false,
+              minProperties: 1,
+              description: "a per-access mix, e.g. {tdp: 0.9, emulated: 0.1}; weights are normalised",
+            }),
+          ],
+          { default: "tdp" },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
