@@ -31,9 +31,25 @@ export type RetPfName = keyof typeof RET_PF;
 export const WAIT_STATES = ["TASK_INTERRUPTIBLE", "TASK_KILLABLE", "SPINNING"] as const;
 export type WaitState = (typeof WAIT_STATES)[number];
 
-/** Kernel profiles (model.md §5). Issue 2 covers the merged ones. */
-export const PROFILES = ["pre-6.2", "6.2", "6.13"] as const;
+/** Kernel profiles (model.md §5): three merged behaviours and two proposed designs. */
+export const MERGED_PROFILES = ["pre-6.2", "6.2", "6.13"] as const;
+export const PROPOSED_PROFILES = ["exit-on-missing", "kvm-userfault"] as const;
+export const PROFILES = [...MERGED_PROFILES, ...PROPOSED_PROFILES] as const;
 export type Profile = (typeof PROFILES)[number];
+
+/**
+ * Proposed designs that turn a stage-2 miss into `KVM_EXIT_MEMORY_FAULT` instead of sleeping in uffd:
+ * Anish Moorthy's `KVM_MEM_EXIT_ON_MISSING` (fast GUP only, exit on a miss) and James Houghton's
+ * `KVM_MEM_USERFAULT` (a bitmap tested before GUP). Both build on 6.13; KVM's own accesses (emulation,
+ * `kvm_vcpu_map`, pfn caches) still go through userfaultfd (kernel-reference §5.2, §5.3).
+ */
+export function exitsOnMissing(profile: Profile): boolean {
+  return profile === "exit-on-missing" || profile === "kvm-userfault";
+}
+
+/** `run->memory_fault.flags` (include/uapi/linux/kvm.h; USERFAULT from the KVM Userfault series). */
+export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3;
+export const KVM_MEMORY_EXIT_FLAG_USERFAULT = 1 << 4;
 export const DEFAULT_PROFILE: Profile = "6.13";
 
 /**

@@ -24,6 +24,8 @@ export const subjects = {
   fault: (id: string) => vm(id, "mmu.fault"),
   /** mmu → pager: attempt 2 of `__kvm_mmu_faultin_pfn`, a blocking gup that may sleep in `handle_userfault`. */
   gup: (id: string) => vm(id, "pager.gup"),
+  /** vcpu (VMM) → pager: resolve a KVM_EXIT_MEMORY_FAULT (fetch, UFFDIO_COPY, no waiter to wake). */
+  resolve: (id: string) => vm(id, "pager.resolve"),
   /** pager → mmu: a page became resident (`UFFDIO_COPY` done); the mirror that `hva_to_pfn_fast` reads. */
   resident: (id: string) => vm(id, "pager.resident"),
   /** api → pager: source stall control. */

@@ -76,6 +76,7 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
         now,
         fault: (vcpu, gfn, write, site) => mmu.access(vcpu, gfn, write, site),
         dequeue: async (vcpu, atMs, outcome, via) => apply(tasks.dequeue(vcpu, atMs, outcome, via).change),
+        resolve: (_vcpu, gfn) => uffd.resolve(gfn),
         state: (vcpu, state) => pause.onState(vcpu, state),
       }),
     );

@@ -3,7 +3,7 @@
  * through the real Vcpu + Mmu + Uffd + Tasks logic. Kernel rules cited from kernel-reference.md.
  */
 import { describe, expect, it } from "vitest";
-import { PROFILES } from "../../shared/src/index.ts";
+import { MERGED_PROFILES } from "../../shared/src/index.ts";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
 describe("wake rules (model.md §3)", () => {
@@ -48,7 +48,7 @@ describe("wake rules (model.md §3)", () => {
     h.close();
   });
 
-  for (const profile of PROFILES) {
+  for (const profile of MERGED_PROFILES) {
     it(`SIGKILL, profile ${profile} - wakes the sleeper in any state and kills every vCPU of the VM`, async () => {
       const h = harness(profile, { vcpus: 3 });
       await until(() => h.uffd.waiters().length === 3, "three vCPUs asleep");

@@ -10,7 +10,7 @@
  *
  * Pure logic; the pager's gup is an injected port.
  */
-import { follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile, type Site } from "@faultline/shared";
+import { KVM_MEMORY_EXIT_FLAG_USERFAULT, follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile, type Site } from "@faultline/shared";
 
 export interface GupPort {
   (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean }): Promise<{
@@ -39,7 +39,7 @@ export class Mmu {
   readonly #gup: GupPort;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
   readonly mmioSpte = new Set<number>();
-  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0 };
+  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0 };
 
   constructor(profile: Profile, memslots: readonly Memslot[], gup: GupPort) {
     this.profile = profile;
@@ -81,11 +81,16 @@ export class Mmu {
     if (this.spte.has(gfn)) return { ret: "RET_PF_SPURIOUS", path: "fast_page_fault", sleeps: 0, fatal: false, spinMs: 0 };
     // kvm_mmu_faultin_pfn: fault->mmu_seq = kvm->mmu_invalidate_seq (snapshot before any GUP)
     const mmuSeq = this.invalidateSeq;
+    // KVM Userfault: the memslot's userfault bitmap is tested before any GUP. The VMM clears a bit
+    // once it has installed the page, so here a set bit is a page not yet resident.
+    if (this.profile === "kvm-userfault" && !this.hostPresent.has(gfn)) return this.#memoryFault(gfn, KVM_MEMORY_EXIT_FLAG_USERFAULT);
     // attempt 1, FOLL_NOWAIT: hva_to_pfn_fast, or KVM_PFN_ERR_NEEDS_IO (6.13) / *async = true (6.2)
     if (this.hostPresent.has(gfn)) {
       this.counters.attempt1Hits++;
       return this.#map(gfn, mmuSeq, "hva_to_pfn_fast", 0);
     }
+    // KVM_MEM_EXIT_ON_MISSING: fast GUP only; a miss exits to userspace instead of sleeping in uffd
+    if (this.profile === "exit-on-missing") return this.#memoryFault(gfn, 0);
     // (async PF would be tried here: kvm_can_do_async_pf; scenarios reject asyncPf: true for now)
     // attempt 2: foll |= FOLL_INTERRUPTIBLE (6.2+); foll &= ~FOLL_NOWAIT
     this.counters.attempt2++;
@@ -132,6 +137,15 @@ export class Mmu {
     }
     this.hostPresent.add(gfn);
     return { ret: "RET_PF_CONTINUE", path, sleeps: r.sleeps, fatal: false, spinMs: 0 };
+  }
+
+  /** `kvm_prepare_memory_fault_exit`: KVM_RUN returns -1/EFAULT with exit_reason KVM_EXIT_MEMORY_FAULT. */
+  #memoryFault(gfn: number, flags: number): FaultReply {
+    this.counters.memoryFaults++;
+    return {
+      ret: "ERRNO", errno: "EFAULT", exit: "KVM_EXIT_MEMORY_FAULT", path: "memory_fault", sleeps: 0, fatal: false, spinMs: 0,
+      memoryFault: { gpa: gfn * PAGE_SIZE, size: PAGE_SIZE, flags },
+    };
   }
 
   #map(gfn: number, mmuSeq: number, path: FaultReply["path"], sleeps: number): FaultReply {

@@ -41,6 +41,8 @@ export interface PagerCounters {
   eexist: number;
   wakes: number;
   duplicateRequests: number;
+  /** KVM_EXIT_MEMORY_FAULTs the VMM asked the pager to resolve */
+  vmmRequests: number;
 }
 
 export interface UffdPorts {
@@ -51,10 +53,11 @@ export interface UffdPorts {
 
 export class Uffd {
   readonly resident = new Set<number>();
-  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0 };
+  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0 };
   readonly #waiters = new Map<number, Set<Waiter>>();
   readonly #byTask = new Map<number, Waiter>();
   readonly #inflight = new Set<number>();
+  readonly #listeners = new Map<number, Set<() => void>>();
   readonly #pending = new Map<number, { any: boolean; fatal: boolean }>();
   readonly #ports: UffdPorts;
   #released = false;
@@ -129,10 +132,32 @@ export class Uffd {
     this.resident.add(gfn);
     this.counters.copies++;
     this.#ports.onResident(gfn);
+    for (const r of this.#listeners.get(gfn) ?? []) r();
+    this.#listeners.delete(gfn);
     for (const w of [...(this.#waiters.get(gfn) ?? [])]) {
       this.counters.wakes++;
       this.#wakeOne(w);
     }
+    return "copied";
+  }
+
+  /**
+   * The VMM resolving a KVM_EXIT_MEMORY_FAULT (proposed designs): no task sleeps in the uffd; the
+   * handler fetches the page (sharing a fetch already in flight) and installs it with UFFDIO_COPY.
+   */
+  async resolve(gfn: number): Promise<"copied" | "present"> {
+    this.counters.vmmRequests++;
+    if (this.resident.has(gfn)) {
+      this.counters.eexist++;
+      return "present";
+    }
+    const arrived = new Promise<void>((r) => {
+      let set = this.#listeners.get(gfn);
+      if (!set) this.#listeners.set(gfn, (set = new Set()));
+      set.add(r);
+    });
+    this.#handleEvent(gfn);
+    await arrived;
     return "copied";
   }
 

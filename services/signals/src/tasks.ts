@@ -6,12 +6,15 @@
  */
 import { isFatal, type SignalName, type SignalSourceName } from "@faultline/shared";
 
+/** KVM_EXIT_INTR: the signal got the vCPU out of KVM_RUN; delivered-in-vmm: it was outside KVM_RUN, in the VMM, with the signal unblocked. */
+export type Outcome = "KVM_EXIT_INTR" | "killed" | "delivered-in-vmm";
+
 export interface SignalRecord {
   vcpu: number;
   signal: SignalName;
   source: SignalSourceName;
   sentAtMs: number;
-  outcome: "KVM_EXIT_INTR" | "killed" | null;
+  outcome: Outcome | null;
   exitAtMs: number | null;
   via: string | null;
   latencyUs: number | null;
@@ -69,11 +72,11 @@ export class Tasks {
   }
 
   /** The vCPU left KVM_RUN (`kvm_eat_signals`) or died: its pending signals get their outcome. */
-  dequeue(vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: string): { eaten: SignalName[]; change: PendingChange } {
+  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: string): { eaten: SignalName[]; change: PendingChange } {
     const eaten = this.pendingOf(vcpu).filter((s) => outcome === "killed" || !isFatal(s));
     for (const r of this.records) {
       if (r.vcpu !== vcpu || r.outcome !== null) continue;
-      if (outcome === "KVM_EXIT_INTR" && isFatal(r.signal)) continue;
+      if (outcome !== "killed" && isFatal(r.signal)) continue;
       r.outcome = outcome;
       r.exitAtMs = atMs;
       r.via = via;

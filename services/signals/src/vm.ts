@@ -5,7 +5,7 @@ import {
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PauseController } from "./pause.ts";
-import { Tasks, type PendingChange } from "./tasks.ts";
+import { Tasks, type Outcome, type PendingChange } from "./tasks.ts";
 
 export class VmSignals {
   readonly tasks: Tasks;
@@ -43,7 +43,7 @@ export class VmSignals {
     return { sent: targets.map((vcpu) => ({ vcpu, signal, sentAtMs: atMs })) };
   }
 
-  dequeue(vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: string) {
+  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: string) {
     const { eaten, change } = this.tasks.dequeue(vcpu, atMs, outcome, via);
     this.#publish(change);
     return { eaten };

@@ -7,11 +7,18 @@
 import type { FaultReply, KvmExitName, SignalName, Site, VcpuStateName } from "@faultline/shared";
 import type { Access } from "./workload.ts";
 
-export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed" | "fault-error";
+export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed" | "fault-error" | "memory-fault-wait";
+export type Outcome = "KVM_EXIT_INTR" | "killed" | "delivered-in-vmm";
+
+/** "Userspaces which attempt to resolve memory faults so that they can retry KVM_RUN are encouraged
+ * to guard against repeatedly receiving the same error/annotated fault" (api.rst): give up after this many. */
+export const MEMORY_FAULT_REPEATS = 3;
 
 export interface VcpuPorts {
   fault: (vcpu: number, gfn: number, write: boolean, site: Site) => Promise<FaultReply>;
-  dequeue: (vcpu: number, atMs: number, outcome: "KVM_EXIT_INTR" | "killed", via: ExitVia) => Promise<void>;
+  dequeue: (vcpu: number, atMs: number, outcome: Outcome, via: ExitVia) => Promise<void>;
+  /** the VMM asks the pager to fetch and install a page after KVM_EXIT_MEMORY_FAULT */
+  resolve: (vcpu: number, gfn: number) => Promise<unknown>;
   state: (vcpu: number, state: VcpuStateName, pagesTouched: number) => void;
   now: () => number;
 }
@@ -31,7 +38,12 @@ export interface VcpuStat {
   pf_mmio_spte_created: number;
 }
 
-type RunExit = { kind: "EINTR"; via: ExitVia } | { kind: "fatal"; via: ExitVia } | { kind: "MMIO" } | { kind: "closed" };
+type RunExit =
+  | { kind: "EINTR"; via: ExitVia }
+  | { kind: "fatal"; via: ExitVia }
+  | { kind: "MEMORY_FAULT"; gfn: number }
+  | { kind: "MMIO" }
+  | { kind: "closed" };
 
 export class Vcpu {
   state: VcpuStateName = "running";
@@ -56,6 +68,7 @@ export class Vcpu {
   #cursor = 0;
   readonly #mapped = new Set<number>();
   #changed: (() => void) | null = null;
+  #lastMemoryFault: { gfn: number; resolved: boolean; repeats: number } | null = null;
 
   readonly id: number;
   readonly site: Site | "mixed";
@@ -99,6 +112,7 @@ export class Vcpu {
       const r = await this.#kvmRun();
       if (r.kind === "closed") return;
       if (r.kind === "fatal") return this.#die(r.via);
+      if (r.kind === "MEMORY_FAULT") await this.#resolveMemoryFault(r.gfn);
       if (r.kind === "EINTR") {
         // the task returns to userspace with a fatal signal pending: it dies there
         if (this.#fatal) return this.#die(r.via);
@@ -168,6 +182,10 @@ export class Vcpu {
           }
           break;
         case "ERRNO":
+          if (r.exit === "KVM_EXIT_MEMORY_FAULT" && r.memoryFault) {
+            this.#countExit("KVM_EXIT_MEMORY_FAULT");
+            return { kind: "MEMORY_FAULT", gfn: r.memoryFault.gpa / 4096 };
+          }
           if (r.errno === "EINTR" && acc.site === "tdp") return this.#signalExit("gup-eintr");
           // -EFAULT from a uaccess, -EINVAL from kvm_vcpu_map: KVM_RUN fails; with a fatal signal the task dies
           if (r.fatal) return { kind: "fatal", via: "fault-error" };
@@ -210,6 +228,44 @@ export class Vcpu {
 
   #countExit(name: KvmExitName): void {
     this.exits[name] = (this.exits[name] ?? 0) + 1;
+  }
+
+  /**
+   * The VMM's handling of KVM_EXIT_MEMORY_FAULT (proposed designs): ask the pager for the page, then
+   * re-enter. The vCPU thread waits in userspace with SIG_IPI unblocked (ppoll-style), so a kick is
+   * consumed at once ("delivered-in-vmm") and a stop request parks it without FOLL_INTERRUPTIBLE; the
+   * fetch goes on, and the next KVM_RUN re-faults. The same fault after a resolve is counted, and the
+   * vCPU gives up after MEMORY_FAULT_REPEATS of them.
+   */
+  async #resolveMemoryFault(gfn: number): Promise<void> {
+    const last = this.#lastMemoryFault;
+    if (last?.gfn === gfn && last.resolved) {
+      if (++last.repeats >= MEMORY_FAULT_REPEATS) {
+        throw new Error(`KVM_EXIT_MEMORY_FAULT for gpa 0x${(gfn * 4096).toString(16)} repeated ${last.repeats} times after it was resolved`);
+      }
+      last.resolved = false;
+    } else this.#lastMemoryFault = { gfn, resolved: false, repeats: 0 };
+    const t = this.ports.now();
+    const state: { done: boolean; err: unknown } = { done: false, err: null };
+    this.ports.resolve(this.id, gfn).then(
+      () => ((state.done = true), this.#notify()),
+      (err: unknown) => ((state.done = true), (state.err = err), this.#notify()),
+    );
+    this.inFault = { site: "tdp", gfn, sinceMs: t };
+    try {
+      while (!state.done && !this.#closed && !this.#fatal && !this.#stop) {
+        if (this.#pending.length > 0) await this.ports.dequeue(this.id, this.ports.now(), "delivered-in-vmm", "memory-fault-wait");
+        else await this.#wait();
+      }
+    } finally {
+      this.inFault = null;
+    }
+    if (state.err) throw state.err;
+    if (!state.done) return; // stopped or dying: the loop parks or kills; the fetch goes on
+    this.#lastMemoryFault!.resolved = true;
+    const dt = this.ports.now() - t;
+    this.slowUs.push(dt * 1000);
+    this.blocktimeMs += dt;
   }
 
   async #park(): Promise<void> {

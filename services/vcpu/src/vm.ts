@@ -1,6 +1,6 @@
 /** One VM in the vcpu service: its vCPU tasks, their ports onto NATS, and the per-VM report. */
 import {
-  DequeueReply, FaultReply, RunClock, publish, request, subjects, summarize,
+  DequeueReply, FaultReply, ResolveReply, RunClock, publish, request, subjects, summarize,
   type Scenario, type SignalName, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -27,6 +27,8 @@ export class VcpuVm {
         void (await request(nc, subjects.dequeue(vm), { vm, trace: `${vm}.${vcpu}.d${++seq}`, vcpu, atMs, outcome, via }, DequeueReply, {
           timeoutMs: rpcTimeoutMs,
         })),
+      resolve: (vcpu, gfn) =>
+        request(nc, subjects.resolve(vm), { vm, trace: `${vm}.${vcpu}.r${++seq}`, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs }),
       state: (vcpu, state, pagesTouched) => this.#announce(nc, vm, vcpu, state, pagesTouched),
     };
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";

@@ -27,7 +27,7 @@ export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
 export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
-export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh"] as const);
+export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault"] as const);
 export const FaultReply = Strict({
   /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
   ret: Type.Union([lit(Object.keys(RET_PF) as Array<keyof typeof RET_PF>), Type.Literal("ERRNO")]),
@@ -44,7 +44,13 @@ export const FaultReply = Strict({
   spinMs: Type.Number({ minimum: 0 }),
   /** the MMIO fault installed an MMIO SPTE (`pf_mmio_spte_created`) */
   mmioSpte: Type.Optional(Type.Boolean()),
+  /** `run->memory_fault` of a KVM_EXIT_MEMORY_FAULT (KVM_RUN returns -1/EFAULT) */
+  memoryFault: Type.Optional(Strict({ gpa: Type.Integer({ minimum: 0 }), size: Type.Integer(), flags: Type.Integer() })),
 });
+
+/** vcpu (the VMM) → pager: fetch and install one page after a KVM_EXIT_MEMORY_FAULT. */
+export const ResolveReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn });
+export const ResolveReply = Strict({ result: lit(["copied", "present"] as const) });
 
 /** mmu → pager: attempt 2, `get_user_pages_unlocked(hva, 1, FOLL_HWPOISON | [FOLL_WRITE] | [FOLL_INTERRUPTIBLE])`. */
 export const GupReq = Strict({
@@ -90,8 +96,8 @@ export const DequeueReq = Strict({
   ...Envelope,
   vcpu: VcpuId,
   atMs: Type.Number(),
-  outcome: lit(["KVM_EXIT_INTR", "killed"] as const),
-  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error"] as const),
+  outcome: lit(["KVM_EXIT_INTR", "killed", "delivered-in-vmm"] as const),
+  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait"] as const),
 });
 export const DequeueReply = Strict({ eaten: Type.Array(SignalNameSchema) });
 
@@ -116,6 +122,7 @@ export const PingReply = Strict({
 
 export type SetupMsg = Static<typeof SetupMsg>;
 export type FaultReq = Static<typeof FaultReq>;
+export type ResolveReq = Static<typeof ResolveReq>;
 export type FaultReply = Static<typeof FaultReply>;
 export type FaultPathName = Static<typeof FaultPath>;
 export type GupReq = Static<typeof GupReq>;

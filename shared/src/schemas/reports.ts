@@ -21,7 +21,7 @@ export const VcpuReport = Type.Object({
 });
 
 export const PagerReport = Type.Object({
-  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N,
+  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
 });
@@ -34,7 +34,7 @@ export const SignalsReport = Type.Object({
       signal: SignalNameSchema,
       source: SignalSource,
       sentAtMs: N,
-      outcome: Type.Union([Type.Literal("KVM_EXIT_INTR"), Type.Literal("killed"), Type.Null()]),
+      outcome: Type.Union([Type.Literal("KVM_EXIT_INTR"), Type.Literal("killed"), Type.Literal("delivered-in-vmm"), Type.Null()]),
       exitAtMs: NullN,
       via: Type.Union([Type.String(), Type.Null()]),
       latencyUs: NullN,
@@ -47,6 +47,7 @@ export const SignalsReport = Type.Object({
 
 export const MmuReport = Type.Object({
   faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
+  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N,
 });
 
 export type VcpuReport = Static<typeof VcpuReport>;

@@ -19,7 +19,7 @@ export const SignalOutcomeSchema = Type.Object({
   signal: SignalNameSchema,
   source: SignalSource,
   sentAtMs: N,
-  outcome: Type.Union(["KVM_EXIT_INTR", "killed", "ignored", "pending"].map((x) => Type.Literal(x))),
+  outcome: Type.Union(["KVM_EXIT_INTR", "killed", "ignored", "pending", "delivered-in-vmm"].map((x) => Type.Literal(x))),
   /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed */
   via: Type.Union([Type.String(), Type.Null()]),
   /** sent → vCPU out of KVM_RUN, null if never */
@@ -59,7 +59,7 @@ export const ResultSchema = Type.Object(
     pause: Type.Union([Type.Null(), PauseSchema]),
     pauses: Type.Array(PauseSchema),
     pager: Type.Object({
-      faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N,
+      faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
     }),
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, signalToExit: LatencySchema }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
