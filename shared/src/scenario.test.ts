@@ -69,7 +69,7 @@ vmm:      { pauseAllAtMs: 400, resumeAtMs: 2500 }
     expect(
       pathOf(() => parseScenario({ vm: { memslots: [{ slot: 0, gpa: 0, size: "1MiB" }, { slot: 1, gpa: 4096, size: "1MiB" }] }, workload: { pagesPerVcpu: 1 } })),
     ).toBe("/vm/memslots/1");
-    expect(pathOf(() => parseScenario({ kernel: { asyncPf: true } }))).toBe("/kernel/asyncPf");
+    expect(pathOf(() => parseScenario({ kernel: { asyncPf: true, profile: "kvm-userfault" } }))).toBe("/kernel/asyncPf");
   });
 
   it("scenario - text that is not YAML or JSON, or not a mapping, is rejected", () => {

@@ -47,6 +47,12 @@ export function parseScenario(doc: unknown): Scenario {
       `${vcpus} vCPUs x ${s.workload.pagesPerVcpu} pages = ${need} pages, but the memslots hold ${have}`,
     );
   }
+  if (s.kernel.asyncPf && s.kernel.profile === "kvm-userfault") {
+    throw new ValidationError("scenario", "/kernel/asyncPf", "KVM Userfault is not compatible with async page faults (kernel-reference §5.3)");
+  }
+  if (s.kernel.asyncPf && s.kernel.profile === "exit-on-missing") {
+    throw new ValidationError("scenario", "/kernel/asyncPf", "exit-on-missing exits on a miss instead of taking an async page fault");
+  }
   const site = s.workload.site;
   if (typeof site !== "string" && Object.values(site).reduce((a, b) => a + (b ?? 0), 0) <= 0) {
     throw new ValidationError("scenario", "/workload/site", "a site mix needs a positive weight");

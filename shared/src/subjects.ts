@@ -28,6 +28,10 @@ export const subjects = {
   resolve: (id: string) => vm(id, "pager.resolve"),
   /** pager → mmu: a page became resident (`UFFDIO_COPY` done); the mirror that `hva_to_pfn_fast` reads. */
   resident: (id: string) => vm(id, "pager.resident"),
+  /** mmu → vcpu: an async page fault completed (`kvm_async_pf_completed`). */
+  apfCompleted: (id: string) => vm(id, "vcpu.apf"),
+  /** vcpu → mmu: page ready, replay the fault (`kvm_arch_async_page_ready`, `..._present`). */
+  apfReady: (id: string) => vm(id, "mmu.apf-ready"),
   /** api → pager: source stall control. */
   stall: (id: string) => vm(id, "pager.stall"),
   /** api → signals: send a signal (`kill`/`pthread_kill`). */

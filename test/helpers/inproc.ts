@@ -39,7 +39,7 @@ export async function until(cond: () => boolean, what: string, max = 2000): Prom
   throw new Error(`never happened: ${what}`);
 }
 
-export function harness(profile: Profile, o: { vcpus?: number; pages?: number; autoFill?: boolean; site?: Site } = {}): Harness {
+export function harness(profile: Profile, o: { vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean } } = {}): Harness {
   const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp" } });
   let clock = 0;
   const now = () => ++clock; // a logical clock: strictly increasing, no wall time
@@ -55,7 +55,12 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
     onResident: (gfn) => mmu.hostPresent.add(gfn),
     now,
   });
-  const mmu: Mmu = new Mmu(profile, s.vm.memslots, (req) => uffd.gup(req));
+  const mmu: Mmu = new Mmu(
+    profile,
+    s.vm.memslots,
+    (req) => uffd.gup(req),
+    o.asyncPf ? { pv: o.asyncPf.pv, interruptsEnabled: true, completed: (vcpu, token, gfn) => vcpus[vcpu]?.apfCompleted(gfn, token) } : undefined,
+  );
   const tasks = new Tasks(s.vm.vcpus);
   const vcpus: Vcpu[] = [];
   const apply = (c: PendingChange) => {
@@ -77,6 +82,7 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
         fault: (vcpu, gfn, write, site) => mmu.access(vcpu, gfn, write, site),
         dequeue: async (vcpu, atMs, outcome, via) => apply(tasks.dequeue(vcpu, atMs, outcome, via).change),
         resolve: (_vcpu, gfn) => uffd.resolve(gfn),
+        apfReady: (vcpu, gfn) => mmu.apfReady(vcpu, gfn),
         state: (vcpu, state) => pause.onState(vcpu, state),
       }),
     );

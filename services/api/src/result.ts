@@ -17,7 +17,9 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
   const waiters = new Map(r.pager.waiters.map((w) => [w.vcpu, w]));
   const vcpus = r.vcpu.vcpus.map((v) => {
     const w = v.inFault ? waiters.get(v.id) : undefined;
-    const blockedIn = w && v.inFault ? { site: v.inFault.site, gfn: w.gfn, waitState: w.waitState, sinceMs: w.sinceMs } : null;
+    let blockedIn = w && v.inFault ? { site: v.inFault.site, gfn: w.gfn, waitState: w.waitState, sinceMs: w.sinceMs } : null;
+    // the async-PF artificial halt: the vCPU sleeps in kvm_vcpu_block, not in the uffd
+    if (v.inFault?.waitState) blockedIn = { site: "apf-halt", gfn: v.inFault.gfn, waitState: v.inFault.waitState, sinceMs: v.inFault.sinceMs };
     const signals = r.signals.records
       .filter((s) => s.vcpu === v.id)
       .map((s) => {
@@ -30,7 +32,7 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
     if (blockedIn?.waitState === "SPINNING") rest.spinCpuMs = Math.round((rest.spinCpuMs + r.vcpu.nowMs - blockedIn.sinceMs) * 1000) / 1000;
     return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
   });
-  const { waiters: _w, stalls: _s, ...pager } = r.pager;
+  const { waiters: _w, stalls: _s, kworkersAsleep: _k, ...pager } = r.pager;
   return {
     scenario: scenario.name,
     runId,
@@ -40,7 +42,8 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
     pause: r.signals.pauses.at(-1) ?? null,
     pauses: r.signals.pauses,
     pager,
-    latency: { faultSlow: r.vcpu.faultSlow, faultFast: r.vcpu.faultFast, signalToExit: r.signals.signalToExit },
+    latency: { faultSlow: r.vcpu.faultSlow, faultFast: r.vcpu.faultFast, faultAsync: r.vcpu.faultAsync, signalToExit: r.signals.signalToExit },
+    asyncPf: r.mmu.asyncPf,
     demandPaging: r.vcpu.demandPaging,
   };
 }

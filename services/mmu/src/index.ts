@@ -1,10 +1,11 @@
 /** The mmu service: one `Mmu` per VM, fault requests from vcpu, gup requests to the pager. */
 import {
-  Empty, FaultReq, GupReply, ResidentMsg, SetupMsg, VmRegistry, listen, request, serve, subjects, type ServiceContext,
+  ApfReadyReq, Empty, FaultReq, GupReply, ResidentMsg, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
 } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
 export { Mmu, type GupPort } from "./mmu.ts";
+export { AsyncPf, APF_EVENTS, ASYNC_PF_PER_VCPU, type ApfEvent } from "./async-pf.ts";
 
 export async function startMmu({ nc, log }: ServiceContext) {
   const vms = new VmRegistry<Mmu & { close?: () => void }>();
@@ -13,13 +14,25 @@ export async function startMmu({ nc, log }: ServiceContext) {
       const s = m.scenario;
       // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
       const timeoutMs = s.durationMs + 30_000;
-      const mmu = new Mmu(s.kernel.profile, s.vm.memslots, (req) =>
-        request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
+      const apf = s.kernel.asyncPf
+        ? {
+            pv: s.vm.guest.pvAsyncPf,
+            interruptsEnabled: s.vm.guest.interruptsEnabled,
+            completed: (vcpu: number, token: number, gfn: number) =>
+              publish(nc, subjects.apfCompleted(m.vm), { vm: m.vm, trace: `${m.vm}.apf.${token}`, vcpu, gfn, token }),
+          }
+        : undefined;
+      const mmu = new Mmu(
+        s.kernel.profile,
+        s.vm.memslots,
+        (req) => request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
+        apf,
       );
       vms.add(m.vm, mmu);
       log.info({ vm: m.vm, trace: m.trace, profile: s.kernel.profile }, "vm created");
       return { ok: true };
     }),
+    serve(nc, log, subjects.apfReady("*"), ApfReadyReq, (m) => vms.get(m.vm).apfReady(m.vcpu, m.gfn)),
     serve(nc, log, subjects.fault("*"), FaultReq, (m) => vms.get(m.vm).access(m.vcpu, m.gfn, m.write, m.site)),
     listen(nc, log, subjects.resident("*"), ResidentMsg, (m) => {
       const mmu = vms.find(m.vm);
@@ -27,7 +40,7 @@ export async function startMmu({ nc, log }: ServiceContext) {
     }),
     serve(nc, log, subjects.report("*", "mmu"), Empty, (m) => {
       const mmu = vms.get(m.vm);
-      return { ...mmu.counters, sptes: mmu.spte.size, invalidateSeq: mmu.invalidateSeq };
+      return { ...mmu.counters, sptes: mmu.spte.size, invalidateSeq: mmu.invalidateSeq, asyncPf: mmu.apf?.events ?? null };
     }),
     serve(nc, log, subjects.teardown("*", "mmu"), Empty, (m) => ({ ok: vms.delete(m.vm) })),
   ];

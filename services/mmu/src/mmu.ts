@@ -10,10 +10,11 @@
  *
  * Pure logic; the pager's gup is an injected port.
  */
+import { AsyncPf } from "./async-pf.ts";
 import { KVM_MEMORY_EXIT_FLAG_USERFAULT, follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile, type Site } from "@faultline/shared";
 
 export interface GupPort {
-  (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean }): Promise<{
+  (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean; kworker?: boolean }): Promise<{
     result: "ok" | "EINTR" | "EFAULT";
     fatal: boolean;
     sleeps: number;
@@ -37,12 +38,28 @@ export class Mmu {
   invalidateSeq = 0;
   readonly #slots: Slot[];
   readonly #gup: GupPort;
+  /** async page faults, when the scenario enables them */
+  readonly apf: AsyncPf | null;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
   readonly mmioSpte = new Set<number>();
   readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0 };
 
-  constructor(profile: Profile, memslots: readonly Memslot[], gup: GupPort) {
+  constructor(
+    profile: Profile,
+    memslots: readonly Memslot[],
+    gup: GupPort,
+    apf?: { pv: boolean; interruptsEnabled: boolean; completed: (vcpu: number, token: number, gfn: number) => void },
+  ) {
     this.profile = profile;
+    this.apf = apf
+      ? new AsyncPf({
+          ...apf,
+          kworkerGup: async (vcpu, gfn) => {
+            const r = await gup({ vcpu, gfn, write: true, interruptible: false, kworker: true });
+            if (r.result === "ok") this.hostPresent.add(gfn);
+          },
+        })
+      : null;
     this.#gup = gup;
     this.#slots = memslots.map((m) => ({ id: m.slot, baseGfn: m.gpa / PAGE_SIZE, npages: parseSize(m.size) / PAGE_SIZE }));
   }
@@ -66,8 +83,8 @@ export class Mmu {
     }
   }
 
-  /** `kvm_mmu_page_fault(vcpu, gpa, error_code)` for a TDP violation on `gfn`. */
-  async pageFault(vcpu: number, gfn: number, write: boolean): Promise<FaultReply> {
+  /** `kvm_mmu_page_fault(vcpu, gpa, error_code)` for a TDP violation on `gfn`; `prefetch` for async-PF replays. */
+  async pageFault(vcpu: number, gfn: number, write: boolean, prefetch = false): Promise<FaultReply> {
     this.counters.faults++;
     const slot = this.slotOf(gfn);
     if (!slot) {
@@ -91,7 +108,11 @@ export class Mmu {
     }
     // KVM_MEM_EXIT_ON_MISSING: fast GUP only; a miss exits to userspace instead of sleeping in uffd
     if (this.profile === "exit-on-missing") return this.#memoryFault(gfn, 0);
-    // (async PF would be tried here: kvm_can_do_async_pf; scenarios reject asyncPf: true for now)
+    // if (!fault->prefetch && kvm_can_do_async_pf(vcpu)): repeated fault → APF halt, else set one up
+    if (!prefetch && this.apf?.canDo()) {
+      const a = this.apf.trySetup(vcpu, gfn);
+      if (a) return { ret: "RET_PF_RETRY", path: "async_pf", apf: a, sleeps: 0, fatal: false, spinMs: 0 };
+    }
     // attempt 2: foll |= FOLL_INTERRUPTIBLE (6.2+); foll &= ~FOLL_NOWAIT
     this.counters.attempt2++;
     const r = await this.#gup({ vcpu, gfn, write, interruptible: follInterruptible(this.profile) });
@@ -102,6 +123,16 @@ export class Mmu {
     }
     this.hostPresent.add(gfn);
     return this.#map(gfn, mmuSeq, "gup", r.sleeps);
+  }
+
+  /**
+   * `kvm_check_async_pf_completion` for one done item: `kvm_arch_async_page_ready` replays the fault
+   * with prefetch=true (pf_fixed if FIXED), then `kvm_arch_async_page_present` retires it.
+   */
+  async apfReady(vcpu: number, gfn: number): Promise<FaultReply> {
+    const r = await this.pageFault(vcpu, gfn, true, true);
+    this.apf?.present(vcpu, gfn);
+    return r;
   }
 
   /**

@@ -40,6 +40,7 @@ export class VmPager {
       ...this.uffd.counters,
       resident: this.uffd.resident.size,
       waiters: this.uffd.waiters(),
+      kworkersAsleep: this.uffd.kworkersAsleep,
       stalls: this.#stallLog,
     };
   }

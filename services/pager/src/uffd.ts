@@ -14,6 +14,8 @@ export interface GupRequest {
   interruptible: boolean;
   /** a kernel-mode uaccess fault (`do_user_addr_fault(FAULT_FLAG_DEFAULT)`), not gup */
   uaccess?: boolean;
+  /** the async-PF kworker faulting the page in on behalf of `vcpu`: a different task, no signals */
+  kworker?: boolean;
 }
 
 export interface GupResult {
@@ -57,6 +59,8 @@ export class Uffd {
   readonly #waiters = new Map<number, Set<Waiter>>();
   readonly #byTask = new Map<number, Waiter>();
   readonly #inflight = new Set<number>();
+  /** async-PF kworkers asleep in handle_userfault now */
+  kworkersAsleep = 0;
   readonly #listeners = new Map<number, Set<() => void>>();
   readonly #pending = new Map<number, { any: boolean; fatal: boolean }>();
   readonly #ports: UffdPorts;
@@ -69,6 +73,7 @@ export class Uffd {
   /** Attempt 2's `get_user_pages_unlocked()` on one page, with `handle_userfault` sleeps. */
   async gup(req: GupRequest): Promise<GupResult> {
     if (req.uaccess) return this.#uaccess(req);
+    if (req.kworker) return this.#kworker(req);
     let sleeps = 0;
     const state: WaitState = req.interruptible ? "TASK_INTERRUPTIBLE" : "TASK_KILLABLE";
     for (;;) {
@@ -85,6 +90,20 @@ export class Uffd {
       const sig = this.#sig(req.vcpu);
       if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps, spinMs: 0 };
     }
+  }
+
+  /** `async_pf_execute`: `get_user_pages_remote(FOLL_WRITE)`, TASK_KILLABLE, as the kworker. */
+  async #kworker(req: GupRequest): Promise<GupResult> {
+    let sleeps = 0;
+    while (!this.resident.has(req.gfn) && !this.#released) {
+      this.counters.faultEvents++;
+      this.#handleEvent(req.gfn);
+      sleeps++;
+      this.kworkersAsleep++;
+      await this.#sleep(-1, req.gfn, "TASK_KILLABLE");
+      this.kworkersAsleep--;
+    }
+    return { result: "ok", fatal: false, sleeps, spinMs: 0 };
   }
 
   /**
@@ -169,7 +188,7 @@ export class Uffd {
   /** uffd released (VM torn down): wake everyone, faults then see the ctx released. */
   release(): void {
     this.#released = true;
-    for (const w of [...this.#byTask.values()]) this.#wakeOne(w);
+    for (const set of [...this.#waiters.values()]) for (const w of [...set]) this.#wakeOne(w);
   }
 
   #sig(vcpu: number): { any: boolean; fatal: boolean } {
@@ -194,13 +213,14 @@ export class Uffd {
     });
   }
 
+  /** Sleeps in handle_userfault; `vcpu` -1 is a kworker (not a vCPU task, never signal-woken). */
   #sleep(vcpu: number, gfn: number, state: WaitState): Promise<void> {
     return new Promise((resolve) => {
       const w: Waiter = { vcpu, gfn, state, sinceMs: this.#ports.now(), wake: resolve };
       let set = this.#waiters.get(gfn);
       if (!set) this.#waiters.set(gfn, (set = new Set()));
       set.add(w);
-      this.#byTask.set(vcpu, w);
+      if (vcpu >= 0) this.#byTask.set(vcpu, w);
     });
   }
 

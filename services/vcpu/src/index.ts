@@ -1,5 +1,5 @@
 /** The vcpu service: vCPU tasks and the VMM loop, per VM. */
-import { Empty, SetupMsg, VmRegistry, WakeMsg, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
+import { ApfCompletedMsg, Empty, SetupMsg, VmRegistry, WakeMsg, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
 import { VcpuVm } from "./vm.ts";
 
 export { Vcpu, type VcpuPorts, type VcpuStat, type ExitVia } from "./vcpu.ts";
@@ -14,6 +14,7 @@ export async function startVcpu({ nc, log, config }: ServiceContext) {
       log.info({ vm: m.vm, trace: m.trace, vcpus: m.scenario.vm.vcpus }, "vm created");
       return { ok: true };
     }),
+    listen(nc, log, subjects.apfCompleted("*"), ApfCompletedMsg, (m) => vms.find(m.vm)?.apfCompleted(m.vcpu, m.gfn, m.token)),
     listen(nc, log, subjects.wake("*"), WakeMsg, (m) => vms.find(m.vm)?.setPending(m.vcpu, m.pending, m.fatal)),
     serve(nc, log, subjects.stop("*"), Empty, (m) => vms.get(m.vm).stopAll(true)),
     serve(nc, log, subjects.cont("*"), Empty, (m) => vms.get(m.vm).stopAll(false)),

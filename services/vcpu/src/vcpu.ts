@@ -17,6 +17,8 @@ export const MEMORY_FAULT_REPEATS = 3;
 export interface VcpuPorts {
   fault: (vcpu: number, gfn: number, write: boolean, site: Site) => Promise<FaultReply>;
   dequeue: (vcpu: number, atMs: number, outcome: Outcome, via: ExitVia) => Promise<void>;
+  /** page ready: replay the async page fault with prefetch=true (`kvm_check_async_pf_completion`) */
+  apfReady: (vcpu: number, gfn: number, token: number) => Promise<FaultReply>;
   /** the VMM asks the pager to fetch and install a page after KVM_EXIT_MEMORY_FAULT */
   resolve: (vcpu: number, gfn: number) => Promise<unknown>;
   state: (vcpu: number, state: VcpuStateName, pagesTouched: number) => void;
@@ -59,7 +61,9 @@ export class Vcpu {
   /** CPU time a kernel-mode fault busy-looped with a non-fatal signal pending (modelled) */
   spinCpuMs = 0;
   doneAtMs: number | null = null;
-  inFault: { site: Site; gfn: number; sinceMs: number } | null = null;
+  inFault: { site: Site; gfn: number; sinceMs: number; waitState?: "TASK_INTERRUPTIBLE" } | null = null;
+  /** fault → page ready of async page faults, µs */
+  readonly asyncUs: number[] = [];
   error: string | null = null;
   #pending: SignalName[] = [];
   #fatal = false;
@@ -69,6 +73,10 @@ export class Vcpu {
   readonly #mapped = new Set<number>();
   #changed: (() => void) | null = null;
   #lastMemoryFault: { gfn: number; resolved: boolean; repeats: number } | null = null;
+  /** accesses of guest tasks waiting for "page ready" (PV async PF): gfn → when the fault was taken */
+  readonly #deferred = new Map<number, number>();
+  /** `vcpu->async_pf.done` as seen by this vCPU: completions not processed yet */
+  #apfDone: Array<{ gfn: number; token: number }> = [];
 
   readonly id: number;
   readonly site: Site | "mixed";
@@ -86,6 +94,12 @@ export class Vcpu {
   setPending(pending: SignalName[], fatal: boolean): void {
     this.#pending = pending;
     this.#fatal = fatal;
+    this.#notify();
+  }
+
+  /** `kvm_async_pf_completed` reached this vCPU: KVM_REQ_APF_READY, and the kick wakes a halt. */
+  apfCompleted(gfn: number, token: number): void {
+    this.#apfDone.push({ gfn, token });
     this.#notify();
   }
 
@@ -126,9 +140,16 @@ export class Vcpu {
     let touchedSinceYield = 0;
     for (;;) {
       if (this.#closed) return { kind: "closed" };
+      // vcpu_enter_guest: KVM_REQ_APF_READY is handled before the pending-signal check
+      if (this.#apfDone.length > 0) await this.#apfCompletions();
       // vcpu_enter_guest: a pending (and, inside KVM_RUN, unblocked) signal → kvm_handle_signal_exit
       if (this.#pending.length > 0) return this.#signalExit("pre-entry-check");
       const acc = this.accesses[this.#cursor];
+      if (!acc && this.#deferred.size > 0) {
+        // every guest task waits for "page ready": the guest idles in HLT (kvm_vcpu_block)
+        while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
+        continue;
+      }
       if (!acc) {
         // guest done: HLT, handled in the kernel (in-kernel LAPIC) by kvm_vcpu_block, TASK_INTERRUPTIBLE
         if (this.doneAtMs === null) {
@@ -151,6 +172,27 @@ export class Vcpu {
       const r = await this.#fault(acc);
       if (!r) return { kind: "closed" };
       if (r.mmioSpte) this.stat.pf_mmio_spte_created++;
+      if (r.apf?.kind === "not-present") {
+        // PV async PF: the guest gets "page not present" and schedules another task
+        this.#deferred.set(acc.gfn, this.ports.now());
+        this.#cursor++;
+        continue;
+      }
+      if (r.apf?.kind === "halt") {
+        // KVM_REQ_APF_HALT: artificial halt in kvm_vcpu_block, TASK_INTERRUPTIBLE, until page ready or a signal
+        const t = this.ports.now();
+        this.inFault = { site: "tdp", gfn: acc.gfn, sinceMs: t, waitState: "TASK_INTERRUPTIBLE" };
+        while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
+        this.inFault = null;
+        this.blocktimeMs += this.ports.now() - t;
+        if (this.#fatal) return { kind: "fatal", via: "halt-wakeup" };
+        if (this.#apfDone.length === 0 && this.#pending.length > 0) {
+          this.stat.halt_wakeup++;
+          return this.#signalExit("halt-wakeup");
+        }
+        if (!this.#deferred.has(acc.gfn)) this.#deferred.set(acc.gfn, t);
+        continue; // completions are processed at the top; the access is then retried
+      }
       if (acc.site !== "tdp" && r.ret !== "ERRNO") {
         // emulation completed the access, or KVM mapped the page for itself (vmcs12, pfn cache)
         if (acc.site === "emulated") this.stat.insn_emulation++;
@@ -228,6 +270,22 @@ export class Vcpu {
 
   #countExit(name: KvmExitName): void {
     this.exits[name] = (this.exits[name] ?? 0) + 1;
+  }
+
+  /** `kvm_check_async_pf_completion`: replay each completed fault (prefetch), "page ready" to the guest. */
+  async #apfCompletions(): Promise<void> {
+    const done = this.#apfDone;
+    this.#apfDone = [];
+    for (const d of done) {
+      const r = await this.ports.apfReady(this.id, d.gfn, d.token);
+      if (r.ret === "RET_PF_FIXED") this.stat.pf_fixed++; // kvm_arch_async_page_ready counts it
+      if (r.ret === "RET_PF_FIXED" || r.ret === "RET_PF_SPURIOUS") this.#mapped.add(d.gfn);
+      const since = this.#deferred.get(d.gfn);
+      if (since === undefined) continue;
+      this.#deferred.delete(d.gfn);
+      this.asyncUs.push((this.ports.now() - since) * 1000);
+      if (this.#mapped.has(d.gfn) && this.accesses[this.#cursor]?.gfn !== d.gfn) this.pagesTouched++; // the waiting guest task resumes
+    }
   }
 
   /**

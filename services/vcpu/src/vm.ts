@@ -27,6 +27,8 @@ export class VcpuVm {
         void (await request(nc, subjects.dequeue(vm), { vm, trace: `${vm}.${vcpu}.d${++seq}`, vcpu, atMs, outcome, via }, DequeueReply, {
           timeoutMs: rpcTimeoutMs,
         })),
+      apfReady: (vcpu, gfn, token) =>
+        request(nc, subjects.apfReady(vm), { vm, trace: `${vm}.${vcpu}.a${token}`, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs }),
       resolve: (vcpu, gfn) =>
         request(nc, subjects.resolve(vm), { vm, trace: `${vm}.${vcpu}.r${++seq}`, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs }),
       state: (vcpu, state, pagesTouched) => this.#announce(nc, vm, vcpu, state, pagesTouched),
@@ -54,6 +56,10 @@ export class VcpuVm {
 
   #announce(nc: NatsConnection, vm: string, vcpu: number, state: VcpuStateName, pagesTouched: number): void {
     publish(nc, subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
+  }
+
+  apfCompleted(vcpu: number, gfn: number, token: number): void {
+    this.vcpus[vcpu]?.apfCompleted(gfn, token);
   }
 
   setPending(vcpu: number, pending: SignalName[], fatal: boolean): void {
@@ -89,6 +95,7 @@ export class VcpuVm {
       vcpus,
       faultSlow: summarize(this.vcpus.flatMap((v) => v.slowUs)),
       faultFast: summarize(this.vcpus.flatMap((v) => v.fastUs)),
+      faultAsync: summarize(this.vcpus.flatMap((v) => v.asyncUs)),
       demandPaging: {
         allDone,
         totalGuestExecutionS: round3(totalS),

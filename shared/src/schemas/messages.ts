@@ -27,7 +27,7 @@ export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
 export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
-export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault"] as const);
+export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault", "async_pf"] as const);
 export const FaultReply = Strict({
   /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
   ret: Type.Union([lit(Object.keys(RET_PF) as Array<keyof typeof RET_PF>), Type.Literal("ERRNO")]),
@@ -44,6 +44,8 @@ export const FaultReply = Strict({
   spinMs: Type.Number({ minimum: 0 }),
   /** the MMIO fault installed an MMIO SPTE (`pf_mmio_spte_created`) */
   mmioSpte: Type.Optional(Type.Boolean()),
+  /** an async page fault was set up (`not-present` injected) or the vCPU must halt (`halt`: KVM_REQ_APF_HALT) */
+  apf: Type.Optional(Strict({ kind: lit(["not-present", "halt"] as const), token: Type.Integer() })),
   /** `run->memory_fault` of a KVM_EXIT_MEMORY_FAULT (KVM_RUN returns -1/EFAULT) */
   memoryFault: Type.Optional(Strict({ gpa: Type.Integer({ minimum: 0 }), size: Type.Integer(), flags: Type.Integer() })),
 });
@@ -61,7 +63,14 @@ export const GupReq = Strict({
   interruptible: Type.Boolean(),
   /** a kernel-mode uaccess fault (`__copy_from_user`), not gup: retries on non-fatal signals (busy loop) */
   uaccess: Type.Optional(Type.Boolean()),
+  /** the async-PF kworker (`async_pf_execute`) faults the page in for `vcpu`: not the vCPU task, no signals */
+  kworker: Type.Optional(Type.Boolean()),
 });
+
+/** mmu → vcpu: `kvm_async_pf_completed`: the kworker has the page; KVM_REQ_APF_READY, kick. */
+export const ApfCompletedMsg = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, token: Type.Integer() });
+/** vcpu → mmu: `kvm_check_async_pf_completion`: replay the fault with prefetch=true, page present. */
+export const ApfReadyReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, token: Type.Integer() });
 export const GupReply = Strict({
   /** ok, EINTR (gup bailed on a signal), EFAULT (a uaccess aborted on a fatal signal: the exception fixup) */
   result: lit(["ok", "EINTR", "EFAULT"] as const),
@@ -123,6 +132,7 @@ export const PingReply = Strict({
 export type SetupMsg = Static<typeof SetupMsg>;
 export type FaultReq = Static<typeof FaultReq>;
 export type ResolveReq = Static<typeof ResolveReq>;
+export type ApfCompletedMsg = Static<typeof ApfCompletedMsg>;
 export type FaultReply = Static<typeof FaultReply>;
 export type FaultPathName = Static<typeof FaultPath>;
 export type GupReq = Static<typeof GupReq>;

@@ -12,17 +12,19 @@ export const VcpuReport = Type.Object({
     Type.Object({
       ...Type.Omit(VcpuResultSchema, ["blockedIn", "signals", "state"]).properties,
       state: VcpuStateSchema,
-      inFault: Type.Union([Type.Null(), Type.Object({ site: Type.String(), gfn: Type.Integer(), sinceMs: N })]),
+      inFault: Type.Union([Type.Null(), Type.Object({ site: Type.String(), gfn: Type.Integer(), sinceMs: N, waitState: Type.Optional(Type.Literal("TASK_INTERRUPTIBLE")) })]),
     }),
   ),
   faultSlow: LatencySchema,
   faultFast: LatencySchema,
+  faultAsync: LatencySchema,
   demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
 });
 
 export const PagerReport = Type.Object({
   faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
+  kworkersAsleep: Type.Integer(),
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
 });
 
@@ -48,6 +50,7 @@ export const SignalsReport = Type.Object({
 export const MmuReport = Type.Object({
   faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
   uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N,
+  asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
 });
 
 export type VcpuReport = Static<typeof VcpuReport>;

@@ -61,7 +61,9 @@ export const ResultSchema = Type.Object(
     pager: Type.Object({
       faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
     }),
-    latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, signalToExit: LatencySchema }),
+    latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
+    /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */
+    asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
   },
   { $id: "Result" },

@@ -58,16 +58,20 @@ export const ScenarioSchema = Type.Object(
     kernel: Type.Object(
       {
         profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: "6.13" }),
-        asyncPf: Type.Literal(false, {
-          default: false,
-          description: "async page faults (model.md §4); not modelled yet, so only false is accepted",
-        }),
+        asyncPf: Type.Boolean({ default: false, description: "async page faults (model.md §4)" }),
       },
       { additionalProperties: false, default: {} },
     ),
     vm: Type.Object(
       {
         vcpus: Type.Integer({ minimum: 1, maximum: 256, default: 1 }),
+        guest: Type.Object(
+          {
+            pvAsyncPf: Type.Boolean({ default: true, description: "the guest wrote MSR_KVM_ASYNC_PF_EN: 'page not present' is injected, else an artificial halt" }),
+            interruptsEnabled: Type.Boolean({ default: true, description: "RFLAGS.IF; async PF needs it (kvm_can_do_async_pf). Selftest guests run with IF=0" }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
         memslots: Type.Array(MemslotSchema, {
           minItems: 1,
           maxItems: 64,
