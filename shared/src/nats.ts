@@ -6,7 +6,7 @@
 import { connect, headers, errors, type NatsConnection, type Msg, type Subscription } from "@nats-io/transport-node";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "pino";
-import { FaultlineError, NoRespondersError, RemoteError, RequestTimeoutError, ValidationError } from "./errors.ts";
+import { FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, ValidationError } from "./errors.ts";
 import { assertValid } from "./schemas/validate.ts";
 import { PingReply } from "./schemas/messages.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
@@ -101,7 +101,7 @@ function respondError(msg: Msg, err: unknown): void {
   const fe = err instanceof FaultlineError ? err : new FaultlineError("FL_ERR_INTERNAL", String((err as Error)?.message ?? err));
   const h = headers();
   h.set(ERROR_HEADER, fe.message.replace(/[\r\n]/g, " "));
-  h.set(ERROR_CODE_HEADER, fe instanceof ValidationError ? "400" : "500");
+  h.set(ERROR_CODE_HEADER, fe instanceof ValidationError ? "400" : fe instanceof NotFoundError ? "404" : "500");
   h.set(FL_CODE_HEADER, fe.code);
   msg.respond(JSON.stringify({ error: fe.toJSON() }), { headers: h });
 }
@@ -125,7 +125,7 @@ export function serve<S extends TSchema>(
         const out = await handler(body, msg);
         if (msg.reply) msg.respond(JSON.stringify(out ?? { ok: true }));
       })().catch((e: unknown) => {
-        const level = e instanceof ValidationError ? "warn" : "error";
+        const level = e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
         log[level]({ err: e, subject: msg.subject }, "request failed");
         if (msg.reply) respondError(msg, e);
       });
