@@ -52,3 +52,40 @@ export class RunClock {
     this.#timers.clear();
   }
 }
+
+/**
+ * Waits `ms` with sub-millisecond precision: timers for the bulk (they have 1 ms granularity and
+ * can fire early), then `setImmediate` turns until the deadline. Used for modelled delays.
+ */
+export function sleepPrecise(ms: number): Promise<void> {
+  if (ms <= 0) return Promise.resolve();
+  const until = epochMs() + ms;
+  return new Promise((resolve) => {
+    const poll = () => {
+      const left = until - epochMs();
+      if (left <= 0) return resolve();
+      if (left >= 2) setTimeout(poll, left - 1);
+      else setImmediate(poll);
+    };
+    poll();
+  });
+}
+
+/** A FIFO lock whose holders hold it for a modelled time: serialises what contends for it. */
+export class ModelledLock {
+  #tail: Promise<void> = Promise.resolve();
+  /** total modelled hold time, ms */
+  heldMs = 0;
+  /** acquisitions */
+  acquisitions = 0;
+
+  /** Queues behind earlier holders, holds for `ms`, resolves on release. */
+  hold(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    this.acquisitions++;
+    this.heldMs += ms;
+    const run = this.#tail.then(() => sleepPrecise(ms));
+    this.#tail = run;
+    return run;
+  }
+}

@@ -15,7 +15,7 @@ export { connectNats, closeNats, request, publish, serve, listen, servePing, ERR
 export type { ConnectOptions, RequestOptions } from "./nats.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
 export { createLogger, type Logger } from "./log.ts";
-export { RunClock, epochMs } from "./clock.ts";
+export { RunClock, epochMs, sleepPrecise, ModelledLock } from "./clock.ts";
 export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
 export { runService, VmRegistry, type ServiceContext } from "./service.ts";

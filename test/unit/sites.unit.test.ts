@@ -33,7 +33,7 @@ describe("sites (model.md §3)", () => {
     const h = harness("6.13", { site: "emulated", vcpus: 2 });
     await until(() => h.uffd.waiters().length === 2, "both asleep");
     h.send([0, 1], "SIGUSR1");
-    await until(() => h.uffd.waiters().every((w) => w.waitState === "SPINNING"), "both spinning");
+    await until(() => h.uffd.waiters().length === 2 && h.uffd.waiters().every((w) => w.waitState === "SPINNING"), "both spinning");
     h.send([1], "SIGKILL");
     await until(() => h.vcpus.every((v) => v.state === "killed"), "killed");
     expect(h.fetching.size).toBe(2); // no page arrived

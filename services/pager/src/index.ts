@@ -19,7 +19,7 @@ export async function startPager({ nc, log }: ServiceContext) {
       log.debug({ vm: m.vm, vcpu: m.vcpu, gfn: m.gfn, ...r }, "gup done");
       return r;
     }),
-    serve(nc, log, subjects.resolve("*"), ResolveReq, async (m) => ({ result: await vms.get(m.vm).uffd.resolve(m.gfn) })),
+    serve(nc, log, subjects.resolve("*"), ResolveReq, async (m) => ({ result: await vms.get(m.vm).uffd.resolve(m.gfn, m.vcpu) })),
     listen(nc, log, subjects.wake("*"), WakeMsg, (m) => vms.find(m.vm)?.uffd.setPending(m.vcpu, m.pending, m.fatal)),
     serve(nc, log, subjects.stall("*"), StallReq, (m) => vms.get(m.vm).setStalled(m.action === "stall")),
     serve(nc, log, subjects.report("*", "pager"), Empty, (m) => vms.get(m.vm).report()),

@@ -20,6 +20,12 @@ export class VmPager {
       fetch: (gfn) => this.source.fetch(gfn),
       onResident: (gfn) => publish(nc, subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
       now: () => this.clock.now(),
+      topology: {
+        layout: scenario.pager.uffd.layout,
+        readers: scenario.pager.uffd.readers,
+        lockMs: scenario.pager.uffd.waitQueue.lockUs / 1000,
+        perWaiterMs: scenario.pager.uffd.waitQueue.perWaiterUs / 1000,
+      },
     });
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));
@@ -41,6 +47,7 @@ export class VmPager {
       resident: this.uffd.resident.size,
       waiters: this.uffd.waiters(),
       kworkersAsleep: this.uffd.kworkersAsleep,
+      waitQueueLockMs: Math.round(this.uffd.lockHeldMs() * 1000) / 1000,
       stalls: this.#stallLog,
     };
   }

@@ -4,7 +4,7 @@
  * with `UFFDIO_COPY`, and `signal_wake_up` of sleeping tasks. Pure logic: the page source and the
  * "page became resident" hook are injected, so unit tests drive it without NATS.
  */
-import type { SignalName, WaitState } from "@faultline/shared";
+import { ModelledLock, type SignalName, type WaitState } from "@faultline/shared";
 
 export interface GupRequest {
   vcpu: number;
@@ -29,6 +29,8 @@ export interface GupResult {
 
 interface Waiter {
   vcpu: number;
+  /** the vCPU whose uffd context the waiter sleeps on (a kworker sleeps on its vCPU's) */
+  ctxVcpu: number;
   gfn: number;
   state: WaitState;
   sinceMs: number;
@@ -51,6 +53,21 @@ export interface UffdPorts {
   fetch: (gfn: number) => Promise<void>;
   onResident: (gfn: number) => void;
   now: () => number;
+  /** uffd topology and the modelled wait-queue lock (all zero: not modelled) */
+  topology?: UffdTopology;
+}
+
+/**
+ * How many uffd contexts, how many reader threads each, and what their wait-queue lock costs. The
+ * costs are model parameters, not measurements: a fault's enqueue on `fault_pending_wqh` and the
+ * `wake_up_poll` of every reader (each then takes the lock to `read()`), and UFFDIO_COPY's
+ * `__wake_up(&ctx->fault_wqh)`, which walks every waiter of the context under the lock.
+ */
+export interface UffdTopology {
+  layout: "single" | "per-vcpu";
+  readers: number;
+  lockMs: number;
+  perWaiterMs: number;
 }
 
 export class Uffd {
@@ -62,6 +79,9 @@ export class Uffd {
   /** async-PF kworkers asleep in handle_userfault now */
   kworkersAsleep = 0;
   readonly #listeners = new Map<number, Set<() => void>>();
+  /** per uffd context: its wait-queue lock; and which context each in-flight page belongs to */
+  readonly #locks = new Map<number, ModelledLock>();
+  readonly #ctxOfPage = new Map<number, number>();
   readonly #pending = new Map<number, { any: boolean; fatal: boolean }>();
   readonly #ports: UffdPorts;
   #released = false;
@@ -83,9 +103,10 @@ export class Uffd {
       if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs: 0 };
       // handle_userfault: queue a UFFD_EVENT_PAGEFAULT, set_current_state(blocking_state), schedule()
       this.counters.faultEvents++;
+      await this.#enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn);
       sleeps++;
-      if (!this.#wakesFor(state, this.#sig(req.vcpu))) await this.#sleep(req.vcpu, req.gfn, state);
+      if (!this.#wakesFor(state, this.#sig(req.vcpu)) && !this.resident.has(req.gfn)) await this.#sleep(req.vcpu, req.gfn, state);
       // VM_FAULT_RETRY → gup_signal_pending(current, flags)
       const sig = this.#sig(req.vcpu);
       if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps, spinMs: 0 };
@@ -97,10 +118,12 @@ export class Uffd {
     let sleeps = 0;
     while (!this.resident.has(req.gfn) && !this.#released) {
       this.counters.faultEvents++;
+      await this.#enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn);
       sleeps++;
+      if (this.resident.has(req.gfn)) continue;
       this.kworkersAsleep++;
-      await this.#sleep(-1, req.gfn, "TASK_KILLABLE");
+      await this.#sleep(-1, req.gfn, "TASK_KILLABLE", req.vcpu);
       this.kworkersAsleep--;
     }
     return { result: "ok", fatal: false, sleeps, spinMs: 0 };
@@ -121,15 +144,16 @@ export class Uffd {
       if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs };
       if (this.#sig(req.vcpu).fatal) return { result: "EFAULT", fatal: true, sleeps, spinMs };
       this.counters.faultEvents++;
+      await this.#enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn);
       sleeps++;
-      if (this.#sig(req.vcpu).any) {
-        const t = this.#ports.now();
-        await this.#sleep(req.vcpu, req.gfn, "SPINNING");
-        spinMs += this.#ports.now() - t;
-      } else {
-        await this.#sleep(req.vcpu, req.gfn, "TASK_INTERRUPTIBLE");
-      }
+      if (this.resident.has(req.gfn)) continue;
+      const sig = this.#sig(req.vcpu);
+      const state: WaitState = sig.any ? "SPINNING" : "TASK_INTERRUPTIBLE";
+      if (this.#wakesFor(state, sig)) continue; // signal_pending_state(): a fatal signal ends it at once
+      const t = this.#ports.now();
+      await this.#sleep(req.vcpu, req.gfn, state);
+      if (state === "SPINNING") spinMs += this.#ports.now() - t;
     }
   }
 
@@ -151,21 +175,66 @@ export class Uffd {
     this.resident.add(gfn);
     this.counters.copies++;
     this.#ports.onResident(gfn);
+    const t = this.#ports.topology;
+    const ctx = this.#ctxOfPage.get(gfn) ?? 0;
+    this.#ctxOfPage.delete(gfn);
+    const cost = t ? t.lockMs + t.perWaiterMs * this.#waitersOn(ctx) : 0;
+    if (cost > 0) void this.#lock(ctx).hold(cost).then(() => this.#wakePage(gfn));
+    else this.#wakePage(gfn);
+    return "copied";
+  }
+
+  /** `__wake_up(&ctx->fault_wqh, ..., range)`: every waiter on the page, and VMM resolvers. */
+  #wakePage(gfn: number): void {
     for (const r of this.#listeners.get(gfn) ?? []) r();
     this.#listeners.delete(gfn);
     for (const w of [...(this.#waiters.get(gfn) ?? [])]) {
       this.counters.wakes++;
       this.#wakeOne(w);
     }
-    return "copied";
+  }
+
+  #ctxIndex(vcpu: number): number {
+    return this.#ports.topology?.layout === "per-vcpu" ? Math.max(0, vcpu) : 0;
+  }
+
+  #lock(ctx: number): ModelledLock {
+    let l = this.#locks.get(ctx);
+    if (!l) this.#locks.set(ctx, (l = new ModelledLock()));
+    return l;
+  }
+
+  #waitersOn(ctx: number): number {
+    let n = 0;
+    for (const set of this.#waiters.values()) for (const w of set) if (this.#ctxIndex(w.ctxVcpu) === ctx) n++;
+    return n;
+  }
+
+  /** handle_userfault's enqueue on fault_pending_wqh, then every reader woken by wake_up_poll takes the lock. */
+  async #enqueue(vcpu: number, gfn: number): Promise<void> {
+    const ctx = this.#ctxIndex(vcpu);
+    if (!this.#ctxOfPage.has(gfn)) this.#ctxOfPage.set(gfn, ctx);
+    const t = this.#ports.topology;
+    if (!t || t.lockMs <= 0) return;
+    const lock = this.#lock(ctx);
+    await lock.hold(t.lockMs);
+    await lock.hold(t.lockMs * t.readers);
+  }
+
+  /** modelled wait-queue lock time per uffd context, ms */
+  lockHeldMs(): number {
+    let ms = 0;
+    for (const l of this.#locks.values()) ms += l.heldMs;
+    return ms;
   }
 
   /**
    * The VMM resolving a KVM_EXIT_MEMORY_FAULT (proposed designs): no task sleeps in the uffd; the
    * handler fetches the page (sharing a fetch already in flight) and installs it with UFFDIO_COPY.
    */
-  async resolve(gfn: number): Promise<"copied" | "present"> {
+  async resolve(gfn: number, vcpu = 0): Promise<"copied" | "present"> {
     this.counters.vmmRequests++;
+    if (!this.#ctxOfPage.has(gfn)) this.#ctxOfPage.set(gfn, this.#ctxIndex(vcpu));
     if (this.resident.has(gfn)) {
       this.counters.eexist++;
       return "present";
@@ -214,9 +283,9 @@ export class Uffd {
   }
 
   /** Sleeps in handle_userfault; `vcpu` -1 is a kworker (not a vCPU task, never signal-woken). */
-  #sleep(vcpu: number, gfn: number, state: WaitState): Promise<void> {
+  #sleep(vcpu: number, gfn: number, state: WaitState, ctxVcpu = vcpu): Promise<void> {
     return new Promise((resolve) => {
-      const w: Waiter = { vcpu, gfn, state, sinceMs: this.#ports.now(), wake: resolve };
+      const w: Waiter = { vcpu, ctxVcpu, gfn, state, sinceMs: this.#ports.now(), wake: resolve };
       let set = this.#waiters.get(gfn);
       if (!set) this.#waiters.set(gfn, (set = new Set()));
       set.add(w);

@@ -25,6 +25,7 @@ export const PagerReport = Type.Object({
   faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   kworkersAsleep: Type.Integer(),
+  waitQueueLockMs: N,
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
 });
 

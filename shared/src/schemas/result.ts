@@ -60,6 +60,8 @@ export const ResultSchema = Type.Object(
     pauses: Type.Array(PauseSchema),
     pager: Type.Object({
       faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
+      /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
+      waitQueueLockMs: N,
     }),
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
     /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */

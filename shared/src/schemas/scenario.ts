@@ -91,6 +91,29 @@ export const ScenarioSchema = Type.Object(
           { additionalProperties: false, default: {} },
         ),
         stalls: Type.Array(StallSchema, { default: [], maxItems: 1000 }),
+        uffd: Type.Object(
+          {
+            layout: Type.Union([Type.Literal("single"), Type.Literal("per-vcpu")], {
+              default: "single",
+              description: "one userfaultfd for all guest memory (demand_paging_test -a), or one per vCPU's region",
+            }),
+            readers: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: "reader threads per uffd (demand_paging_test -r)" }),
+            waitQueue: Type.Object(
+              {
+                lockUs: Type.Number({
+                  minimum: 0, maximum: 10_000, default: 0,
+                  description: "modelled hold time of the uffd context's wait-queue lock per operation (enqueue, read, wake); 0 = not modelled",
+                }),
+                perWaiterUs: Type.Number({
+                  minimum: 0, maximum: 10_000, default: 0,
+                  description: "modelled extra hold time per waiter walked when UFFDIO_COPY wakes fault_wqh",
+                }),
+              },
+              { additionalProperties: false, default: {} },
+            ),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
