@@ -64,6 +64,26 @@ describe("api", () => {
     expect(e.body.path).toBe("/body/signal");
   });
 
+  it("api - memslot delete and page drops on a running VM: zapped SPTEs, UFFD_EVENT_REMOVE, then MMIO exits", async () => {
+    const run = await t.api.createRun({
+      name: "memslots", durationMs: 30_000, kernel: { profile: "6.13" }, vm: { vcpus: 1, memslots: [{ slot: 0, size: "8MiB" }] },
+      pager: { latency: { us: 0 } }, workload: { pagesPerVcpu: 2000 },
+    });
+    await waitFor(run.id, (r) => r.status === "running" && r.vcpus[0]!.pagesTouched > 20, "20 pages in");
+    const dropped = await t.api.call<{ dropped: number }>("POST", `/v1/runs/${run.id}/pager/drop`, { gfns: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] });
+    expect(dropped.dropped).toBe(10);
+    const bad = await httpError(t.api.call("POST", `/v1/runs/${run.id}/memslots`, { op: "explode", slot: 0 }));
+    expect(bad.body.path).toBe("/body/op");
+    const del = await t.api.call<{ zapped: number }>("POST", `/v1/runs/${run.id}/memslots`, { op: "delete", slot: 0 });
+    expect(del.zapped).toBeGreaterThan(10);
+    const end = await t.api.waitRun(run.id);
+    const r = end.result!;
+    expect(r.pager.removes).toBe(10);
+    expect(r.mmu.zapped).toBeGreaterThanOrEqual(10 + del.zapped);
+    expect(r.vcpus[0]!.exits.KVM_EXIT_MMIO).toBeGreaterThan(0); // the rest of the pages have no memslot now
+    expect(r.vcpus[0]!.state).toBe("done");
+  });
+
   it("api - live controls: stall the pager, signal one vCPU, pause all, resume, unstall, SIGKILL; then controls get 409", async () => {
     const run = await t.api.createRun({
       name: "live", durationMs: 30_000, kernel: { profile: "6.2" }, vm: { vcpus: 2 },

@@ -32,6 +32,12 @@ export const subjects = {
   apfCompleted: (id: string) => vm(id, "vcpu.apf"),
   /** vcpu → mmu: page ready, replay the fault (`kvm_arch_async_page_ready`, `..._present`). */
   apfReady: (id: string) => vm(id, "mmu.apf-ready"),
+  /** pager → mmu: pages dropped (UFFD_EVENT_REMOVE); mmu → vcpu: SPTEs zapped. */
+  invalidate: (id: string) => vm(id, "pager.invalidate"),
+  zap: (id: string) => vm(id, "mmu.zap"),
+  /** api → mmu: memslot change; api → pager: drop pages. */
+  memslot: (id: string) => vm(id, "mmu.memslot"),
+  drop: (id: string) => vm(id, "pager.drop"),
   /** api → pager: source stall control. */
   stall: (id: string) => vm(id, "pager.stall"),
   /** api → signals: send a signal (`kill`/`pthread_kill`). */

@@ -7,7 +7,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import {
-  PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText, request,
+  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText, request,
   type Logger,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -104,6 +104,21 @@ export async function buildApp(o: AppOptions) {
       schema: { tags: ["controls"], operationId: `pager${action}`, summary: `${action} the page source`, params: RunId, response: { 200: Type.Object({ stalled: Type.Boolean(), atMs: Type.Number() }), ...errs } },
     }, async (req) => runs.stall((req.params as { id: string }).id, action));
   }
+
+  app.post("/v1/runs/:id/memslots", {
+    schema: {
+      tags: ["controls"], operationId: "memslotOp", summary: "KVM_SET_USER_MEMORY_REGION on a running VM: add, delete, move, flags",
+      params: RunId, body: Type.Omit(MemslotOpSchema, ["atMs"]), response: { 200: Type.Object({ zapped: Type.Integer() }), ...errs },
+    },
+  }, async (req) => runs.memslot(req.params.id, { ...req.body, atMs: 0 }));
+
+  app.post("/v1/runs/:id/pager/drop", {
+    schema: {
+      tags: ["controls"], operationId: "pagerDrop", summary: "MADV_DONTNEED resident pages (UFFD_EVENT_REMOVE, mmu notifier invalidation)",
+      params: RunId, body: Type.Object({ gfns: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ dropped: Type.Integer() }), ...errs },
+    },
+  }, async (req) => runs.drop(req.params.id, req.body.gfns));
 
   app.get("/healthz", { schema: { tags: ["health"], operationId: "health", response: { 200: Health, 503: Health } }, logLevel: "warn" }, async (_req, reply) => {
     const services = Object.fromEntries(await Promise.all(SERVICES.map(async (svc) => [svc, await ping(o.nc, svc)] as const)));

@@ -5,12 +5,16 @@
  */
 import {
   MmuReport, NotFoundError, Ok, PagerReport, PauseReply, SendReply, SignalsReport, StallReply, StateError, VcpuReport,
-  VcpuStateMsg, epochMs, listen, request, subjects,
-  type Logger, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
+  VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
+  type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { randomBytes } from "node:crypto";
 import { assembleResult } from "./result.ts";
+import { Type } from "@sinclair/typebox";
+
+const MemslotReply = Type.Object({ zapped: Type.Integer() });
+const DropReply = Type.Object({ dropped: Type.Integer() });
 
 export type RunStatus = "starting" | "running" | "completed" | "failed";
 const CORE = ["vcpu", "mmu", "pager", "signals"] as const;
@@ -160,6 +164,17 @@ export class RunManager {
   async stall(id: string, action: "stall" | "unstall") {
     const r = this.#running(id);
     return request(this.#nc, subjects.stall(r.id), { vm: r.id, trace: `${r.id}.api`, action }, StallReply, { timeoutMs: this.#timeoutMs });
+  }
+
+  async memslot(id: string, op: MemslotOp) {
+    const r = this.#running(id);
+    const fixed = { ...op, ...(op.size !== undefined ? { size: parseSize(op.size) } : {}) };
+    return request(this.#nc, subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#timeoutMs });
+  }
+
+  async drop(id: string, gfns: number[]) {
+    const r = this.#running(id);
+    return request(this.#nc, subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#timeoutMs });
   }
 
   async waitAll(): Promise<void> {

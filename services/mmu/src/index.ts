@@ -1,6 +1,6 @@
 /** The mmu service: one `Mmu` per VM, fault requests from vcpu, gup requests to the pager. */
 import {
-  ApfReadyReq, Empty, FaultReq, GupReply, ResidentMsg, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
+  ApfReadyReq, Empty, FaultReq, GupReply, InvalidateMsg, MemslotReq, ResidentMsg, RunClock, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
 } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
@@ -28,12 +28,18 @@ export async function startMmu({ nc, log }: ServiceContext) {
         (req) => request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
         apf,
       );
+      mmu.onZap = (gfns) => publish(nc, subjects.zap(m.vm), { vm: m.vm, trace: `${m.vm}.zap`, gfns });
+      const clock = new RunClock(m.t0);
+      for (const op of s.vm.memslotOps) clock.at(op.atMs, () => void mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, vm: m.vm, op }, "memslot op failed")));
+      (mmu as Mmu & { close?: () => void }).close = () => clock.cancelAll();
       vms.add(m.vm, mmu);
       log.info({ vm: m.vm, trace: m.trace, profile: s.kernel.profile }, "vm created");
       return { ok: true };
     }),
     serve(nc, log, subjects.apfReady("*"), ApfReadyReq, (m) => vms.get(m.vm).apfReady(m.vcpu, m.gfn)),
     serve(nc, log, subjects.fault("*"), FaultReq, (m) => vms.get(m.vm).access(m.vcpu, m.gfn, m.write, m.site)),
+    serve(nc, log, subjects.memslot("*"), MemslotReq, async (m) => ({ zapped: (await vms.get(m.vm).memslotOp(m.op)).length })),
+    listen(nc, log, subjects.invalidate("*"), InvalidateMsg, (m) => vms.find(m.vm)?.invalidate(m.gfns)),
     listen(nc, log, subjects.resident("*"), ResidentMsg, (m) => {
       const mmu = vms.find(m.vm);
       for (const g of m.gfns) mmu?.hostPresent.add(g);

@@ -11,7 +11,8 @@
  * Pure logic; the pager's gup is an injected port.
  */
 import { AsyncPf } from "./async-pf.ts";
-import { KVM_MEMORY_EXIT_FLAG_USERFAULT, follInterruptible, PAGE_SIZE, parseSize, type FaultReply, type Memslot, type Profile, type Site } from "@faultline/shared";
+import { KVM_MEMORY_EXIT_FLAG_USERFAULT, follInterruptible, PAGE_SIZE, sleepPrecise, type FaultReply, type Memslot, type MemslotOp, type Profile, type Site } from "@faultline/shared";
+import { Memslots, type Slot } from "./memslots.ts";
 
 export interface GupPort {
   (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean; kworker?: boolean }): Promise<{
@@ -22,12 +23,6 @@ export interface GupPort {
   }>;
 }
 
-interface Slot {
-  id: number;
-  baseGfn: number;
-  npages: number;
-}
-
 export class Mmu {
   readonly profile: Profile;
   /** SPTEs present (TDP MMU leaf entries). */
@@ -36,13 +31,17 @@ export class Mmu {
   readonly hostPresent = new Set<number>();
   /** `kvm->mmu_invalidate_seq`, bumped by `kvm_mmu_invalidate_end` (issue 3 adds the notifiers). */
   invalidateSeq = 0;
-  readonly #slots: Slot[];
+  /** `kvm->mmu_invalidate_in_progress` */
+  invalidateInProgress = 0;
+  readonly memslots: Memslots;
+  /** SPTEs zapped: the vcpu service drops them from its guest's view */
+  onZap: (gfns: number[]) => void = () => undefined;
   readonly #gup: GupPort;
   /** async page faults, when the scenario enables them */
   readonly apf: AsyncPf | null;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
   readonly mmioSpte = new Set<number>();
-  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0 };
+  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0 };
 
   constructor(
     profile: Profile,
@@ -61,12 +60,39 @@ export class Mmu {
         })
       : null;
     this.#gup = gup;
-    this.#slots = memslots.map((m) => ({ id: m.slot, baseGfn: m.gpa / PAGE_SIZE, npages: parseSize(m.size) / PAGE_SIZE }));
+    this.memslots = new Memslots(memslots);
   }
 
   /** `__gfn_to_memslot` */
   slotOf(gfn: number): Slot | undefined {
-    return this.#slots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
+    return this.memslots.find(gfn);
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION while vCPUs run (see memslots.ts); returns the SPTEs zapped. */
+  async memslotOp(op: MemslotOp): Promise<number[]> {
+    let zapped: number[] = [];
+    await this.memslots.apply(op, (gfns) => void (zapped = this.#zap(gfns, false)), sleepPrecise);
+    return zapped;
+  }
+
+  /**
+   * An mmu notifier invalidation (the pager dropped pages: MADV_DONTNEED, UFFD_EVENT_REMOVE):
+   * `kvm_mmu_invalidate_begin`, zap the SPTEs, `kvm_mmu_invalidate_end` (mmu_invalidate_seq++).
+   * A fault that snapshotted the old sequence before its gup now fails `is_page_fault_stale`.
+   */
+  invalidate(gfns: readonly number[]): number[] {
+    return this.#zap(gfns, true);
+  }
+
+  #zap(gfns: readonly number[], unmapHost: boolean): number[] {
+    this.invalidateInProgress++;
+    const zapped = gfns.filter((g) => this.spte.delete(g));
+    if (unmapHost) for (const g of gfns) this.hostPresent.delete(g);
+    this.invalidateSeq++;
+    this.invalidateInProgress--;
+    this.counters.zapped += zapped.length;
+    if (zapped.length) this.onZap(zapped);
+    return zapped;
   }
 
   /** A guest access that needs KVM at `site`: dispatches to the kernel path that site takes. */
@@ -93,6 +119,17 @@ export class Mmu {
       const created = !this.mmioSpte.has(gfn);
       this.mmioSpte.add(gfn);
       return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "noslot", sleeps: 0, fatal: false, spinMs: 0, mmioSpte: created };
+    }
+    // kvm_mmu_faultin_pfn: a slot being deleted or moved → RET_PF_RETRY (the guest re-faults)
+    if (slot.invalid) {
+      this.counters.memslotInvalid++;
+      return { ret: "RET_PF_RETRY", path: "memslot_invalid", sleeps: 0, fatal: false, spinMs: 0 };
+    }
+    // a write to a KVM_MEM_READONLY slot: KVM_HVA_ERR_RO_BAD → KVM_PFN_ERR_RO_FAULT → RET_PF_EMULATE,
+    // and the emulated write to read-only memory exits to userspace as MMIO
+    if (write && slot.readonly) {
+      this.counters.roFaults++;
+      return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "ro_fault", sleeps: 0, fatal: false, spinMs: 0 };
     }
     // fast_page_fault: another vCPU already installed the SPTE
     if (this.spte.has(gfn)) return { ret: "RET_PF_SPURIOUS", path: "fast_page_fault", sleeps: 0, fatal: false, spinMs: 0 };

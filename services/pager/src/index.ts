@@ -1,5 +1,5 @@
 /** The pager service: wires `VmPager` to NATS. */
-import { Empty, GupReq, ResolveReq, SetupMsg, StallReq, WakeMsg, VmRegistry, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
+import { DropReq, Empty, GupReq, ResolveReq, SetupMsg, StallReq, WakeMsg, VmRegistry, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
 import { VmPager } from "./pager.ts";
 
 export { Uffd, type GupRequest, type GupResult, type PagerCounters } from "./uffd.ts";
@@ -21,6 +21,7 @@ export async function startPager({ nc, log }: ServiceContext) {
     }),
     serve(nc, log, subjects.resolve("*"), ResolveReq, async (m) => ({ result: await vms.get(m.vm).uffd.resolve(m.gfn, m.vcpu) })),
     listen(nc, log, subjects.wake("*"), WakeMsg, (m) => vms.find(m.vm)?.uffd.setPending(m.vcpu, m.pending, m.fatal)),
+    serve(nc, log, subjects.drop("*"), DropReq, (m) => vms.get(m.vm).drop(m.gfns)),
     serve(nc, log, subjects.stall("*"), StallReq, (m) => vms.get(m.vm).setStalled(m.action === "stall")),
     serve(nc, log, subjects.report("*", "pager"), Empty, (m) => vms.get(m.vm).report()),
     serve(nc, log, subjects.teardown("*", "pager"), Empty, (m) => ({ ok: vms.delete(m.vm) })),

@@ -13,7 +13,12 @@ export class VmPager {
   readonly clock: RunClock;
   readonly #stallLog: Array<{ atMs: number; action: "stall" | "unstall" }> = [];
 
+  readonly #nc: NatsConnection;
+  readonly #vm: string;
+
   constructor(nc: NatsConnection, vm: string, scenario: Scenario, t0: number) {
+    this.#nc = nc;
+    this.#vm = vm;
     this.clock = new RunClock(t0);
     this.source = new PageSource(scenario.pager.latency.us);
     this.uffd = new Uffd({
@@ -27,10 +32,18 @@ export class VmPager {
         perWaiterMs: scenario.pager.uffd.waitQueue.perWaiterUs / 1000,
       },
     });
+    for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => this.drop(d.gfns));
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));
       this.clock.at(s.atMs + s.forMs, () => this.setStalled(false));
     }
+  }
+
+  /** MADV_DONTNEED: drop pages; the mmu notifier (in the mmu service) invalidates them. */
+  drop(gfns: readonly number[]): { dropped: number } {
+    const dropped = this.uffd.drop(gfns);
+    if (dropped.length) publish(this.#nc, subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped });
+    return { dropped: dropped.length };
   }
 
   setStalled(stalled: boolean): { stalled: boolean; atMs: number } {

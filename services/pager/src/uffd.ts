@@ -47,6 +47,8 @@ export interface PagerCounters {
   duplicateRequests: number;
   /** KVM_EXIT_MEMORY_FAULTs the VMM asked the pager to resolve */
   vmmRequests: number;
+  /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
+  removes: number;
 }
 
 export interface UffdPorts {
@@ -72,7 +74,7 @@ export interface UffdTopology {
 
 export class Uffd {
   readonly resident = new Set<number>();
-  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0 };
+  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0 };
   readonly #waiters = new Map<number, Set<Waiter>>();
   readonly #byTask = new Map<number, Waiter>();
   readonly #inflight = new Set<number>();
@@ -247,6 +249,13 @@ export class Uffd {
     this.#handleEvent(gfn);
     await arrived;
     return "copied";
+  }
+
+  /** MADV_DONTNEED of resident pages: they are missing again (UFFD_EVENT_REMOVE); returns those dropped. */
+  drop(gfns: readonly number[]): number[] {
+    const dropped = gfns.filter((g) => this.resident.delete(g));
+    this.counters.removes += dropped.length;
+    return dropped;
   }
 
   /** Tasks sleeping in `handle_userfault` now. */

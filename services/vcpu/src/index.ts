@@ -1,5 +1,5 @@
 /** The vcpu service: vCPU tasks and the VMM loop, per VM. */
-import { ApfCompletedMsg, Empty, SetupMsg, VmRegistry, WakeMsg, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
+import { ApfCompletedMsg, Empty, SetupMsg, VmRegistry, WakeMsg, ZapMsg, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
 import { VcpuVm } from "./vm.ts";
 
 export { Vcpu, type VcpuPorts, type VcpuStat, type ExitVia } from "./vcpu.ts";
@@ -15,6 +15,7 @@ export async function startVcpu({ nc, log, config }: ServiceContext) {
       return { ok: true };
     }),
     listen(nc, log, subjects.apfCompleted("*"), ApfCompletedMsg, (m) => vms.find(m.vm)?.apfCompleted(m.vcpu, m.gfn, m.token)),
+    listen(nc, log, subjects.zap("*"), ZapMsg, (m) => vms.find(m.vm)?.zap(m.gfns)),
     listen(nc, log, subjects.wake("*"), WakeMsg, (m) => vms.find(m.vm)?.setPending(m.vcpu, m.pending, m.fatal)),
     serve(nc, log, subjects.stop("*"), Empty, (m) => vms.get(m.vm).stopAll(true)),
     serve(nc, log, subjects.cont("*"), Empty, (m) => vms.get(m.vm).stopAll(false)),

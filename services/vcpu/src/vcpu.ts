@@ -97,6 +97,11 @@ export class Vcpu {
     this.#notify();
   }
 
+  /** SPTEs zapped (memslot change, mmu notifier): the next access to these pages faults again. */
+  unmap(gfns: readonly number[]): void {
+    for (const g of gfns) this.#mapped.delete(g);
+  }
+
   /** `kvm_async_pf_completed` reached this vCPU: KVM_REQ_APF_READY, and the kick wakes a halt. */
   apfCompleted(gfn: number, token: number): void {
     this.#apfDone.push({ gfn, token });

@@ -58,6 +58,11 @@ export class VcpuVm {
     publish(nc, subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
   }
 
+  /** SPTEs were zapped: every vCPU's guest faults on those pages again. */
+  zap(gfns: readonly number[]): void {
+    for (const v of this.vcpus) v.unmap(gfns);
+  }
+
   apfCompleted(vcpu: number, gfn: number, token: number): void {
     this.vcpus[vcpu]?.apfCompleted(gfn, token);
   }

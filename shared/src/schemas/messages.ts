@@ -4,7 +4,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { KVM_EXIT, RET_PF, SIGNAL_NAMES, WAIT_STATES, SITES } from "../kernel.ts";
-import { ScenarioSchema, VcpuSelectorSchema } from "./scenario.ts";
+import { MemslotOpSchema, ScenarioSchema, VcpuSelectorSchema } from "./scenario.ts";
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
 const Strict = <P extends Record<string, TSchema>>(p: P) => Type.Object(p, { additionalProperties: false });
@@ -27,7 +27,7 @@ export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
 export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
-export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault", "async_pf"] as const);
+export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault", "async_pf", "memslot_invalid", "ro_fault"] as const);
 export const FaultReply = Strict({
   /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
   ret: Type.Union([lit(Object.keys(RET_PF) as Array<keyof typeof RET_PF>), Type.Literal("ERRNO")]),
@@ -80,6 +80,14 @@ export const GupReply = Strict({
 });
 
 export const ResidentMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
+/** pager → mmu: pages dropped from the host (UFFD_EVENT_REMOVE): the mmu notifier invalidates them. */
+export const InvalidateMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
+/** mmu → vcpu: SPTEs zapped (the vCPU's guest will fault on them again). */
+export const ZapMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 1048576 }) });
+/** api → mmu: KVM_SET_USER_MEMORY_REGION. */
+export const MemslotReq = Strict({ ...Envelope, op: MemslotOpSchema });
+/** api → pager: drop resident pages. */
+export const DropReq = Strict({ ...Envelope, gfns: Type.Array(Gfn, { minItems: 1, maxItems: 65536 }) });
 export const StallReq = Strict({ ...Envelope, action: lit(["stall", "unstall"] as const) });
 export const StallReply = Strict({ stalled: Type.Boolean(), atMs: Type.Number() });
 

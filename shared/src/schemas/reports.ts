@@ -22,7 +22,7 @@ export const VcpuReport = Type.Object({
 });
 
 export const PagerReport = Type.Object({
-  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
+  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N, removes: N,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   kworkersAsleep: Type.Integer(),
   waitQueueLockMs: N,
@@ -50,7 +50,7 @@ export const SignalsReport = Type.Object({
 
 export const MmuReport = Type.Object({
   faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
-  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N,
+  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N, memslotInvalid: N, roFaults: N, zapped: N,
   asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
 });
 

@@ -60,12 +60,18 @@ export const ResultSchema = Type.Object(
     pauses: Type.Array(PauseSchema),
     pager: Type.Object({
       faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
+      /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
+      removes: N,
       /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
       waitQueueLockMs: N,
     }),
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
     /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
+    /** mmu side: memslot and invalidation activity */
+    mmu: Type.Object({
+      memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
+    }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
   },
   { $id: "Result" },

@@ -19,7 +19,27 @@ export const MemslotSchema = Type.Object(
     slot: Type.Integer({ minimum: 0, maximum: 32767, description: "KVM memslot id" }),
     gpa: Type.Integer({ minimum: 0, default: 0, description: "guest physical base address (page aligned)" }),
     size: SizeSchema,
+    readonly: Type.Boolean({ default: false, description: "KVM_MEM_READONLY: guest writes exit as MMIO (KVM_PFN_ERR_RO_FAULT → RET_PF_EMULATE)" }),
   },
+  { additionalProperties: false },
+);
+
+/** KVM_SET_USER_MEMORY_REGION while vCPUs run. */
+export const MemslotOpSchema = Type.Object(
+  {
+    atMs: Ms("when, ms since the run started"),
+    op: Type.Union([Type.Literal("delete"), Type.Literal("add"), Type.Literal("move"), Type.Literal("flags")]),
+    slot: Type.Integer({ minimum: 0, maximum: 32767 }),
+    gpa: Type.Optional(Type.Integer({ minimum: 0, description: "add: base; move: new base" })),
+    size: Type.Optional(SizeSchema),
+    readonly: Type.Optional(Type.Boolean({ description: "add / flags: KVM_MEM_READONLY" })),
+  },
+  { additionalProperties: false },
+);
+
+/** The pager drops resident pages (MADV_DONTNEED, a balloon): UFFD_EVENT_REMOVE, mmu notifier invalidation. */
+export const DropSchema = Type.Object(
+  { atMs: Ms("when, ms since the run started"), gfns: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) },
   { additionalProperties: false },
 );
 
@@ -77,6 +97,7 @@ export const ScenarioSchema = Type.Object(
           maxItems: 64,
           default: [{ slot: 0, gpa: 0, size: "64MiB" }],
         }),
+        memslotOps: Type.Array(MemslotOpSchema, { default: [], maxItems: 1000 }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -91,6 +112,7 @@ export const ScenarioSchema = Type.Object(
           { additionalProperties: false, default: {} },
         ),
         stalls: Type.Array(StallSchema, { default: [], maxItems: 1000 }),
+        drops: Type.Array(DropSchema, { default: [], maxItems: 1000 }),
         uffd: Type.Object(
           {
             layout: Type.Union([Type.Literal("single"), Type.Literal("per-vcpu")], {
@@ -157,4 +179,5 @@ export const ScenarioSchema = Type.Object(
 export type Scenario = Static<typeof ScenarioSchema>;
 export type Memslot = Static<typeof MemslotSchema>;
 export type SignalPlan = Static<typeof SignalPlanSchema>;
+export type MemslotOp = Static<typeof MemslotOpSchema>;
 export type VcpuSelector = Static<typeof VcpuSelectorSchema>;
