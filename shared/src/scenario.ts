@@ -47,6 +47,9 @@ export function parseScenario(doc: unknown): Scenario {
       `${vcpus} vCPUs x ${s.workload.pagesPerVcpu} pages = ${need} pages, but the memslots hold ${have}`,
     );
   }
+  if (s.pager.mode === "wp" && (s.kernel.profile === "kvm-userfault" || s.kernel.profile === "exit-on-missing")) {
+    throw new ValidationError("scenario", "/pager/mode", "wp mode is modelled with the merged profiles only");
+  }
   if (s.kernel.asyncPf && s.kernel.profile === "kvm-userfault") {
     throw new ValidationError("scenario", "/kernel/asyncPf", "KVM Userfault is not compatible with async page faults (kernel-reference §5.3)");
   }

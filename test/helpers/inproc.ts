@@ -5,7 +5,7 @@
  */
 import { parseScenario, type Profile, type SignalName, type Site } from "../../shared/src/index.ts";
 import { Mmu } from "../../services/mmu/src/index.ts";
-import { Uffd } from "../../services/pager/src/index.ts";
+import { Uffd, type UffdConfig } from "../../services/pager/src/index.ts";
 import { PauseController, Tasks, type PendingChange } from "../../services/signals/src/index.ts";
 import { Vcpu, buildWorkload } from "../../services/vcpu/src/index.ts";
 
@@ -39,8 +39,11 @@ export async function until(cond: () => boolean, what: string, max = 2000): Prom
   throw new Error(`never happened: ${what}`);
 }
 
-export function harness(profile: Profile, o: { vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean } } = {}): Harness {
-  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp" } });
+export function harness(profile: Profile, o: {
+    vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean };
+    config?: Partial<UffdConfig>; writeRatio?: number;
+  } = {}): Harness {
+  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp", writeRatio: o.writeRatio ?? 0 } });
   let clock = 0;
   const now = () => ++clock; // a logical clock: strictly increasing, no wall time
   const waiting = new Map<number, () => void>();
@@ -52,8 +55,9 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
         fetching.add(gfn);
         waiting.set(gfn, resolve);
       }),
-    onResident: (gfn) => mmu.hostPresent.add(gfn),
+    onResident: (gfn) => (mmu.hostPresent.add(gfn), mmu.hostWriteProtected.delete(gfn)),
     now,
+    ...(o.config ? { config: o.config } : {}),
   });
   const mmu: Mmu = new Mmu(
     profile,
@@ -61,6 +65,11 @@ export function harness(profile: Profile, o: { vcpus?: number; pages?: number; a
     (req) => uffd.gup(req),
     o.asyncPf ? { pv: o.asyncPf.pv, interruptsEnabled: true, completed: (vcpu, token, gfn) => vcpus[vcpu]?.apfCompleted(gfn, token) } : undefined,
   );
+  if (o.config?.mode === "wp") {
+    const gfns = Array.from({ length: s.vm.vcpus * s.workload.pagesPerVcpu }, (_, i) => i);
+    uffd.populateWriteProtected(gfns);
+    for (const g of gfns) (mmu.hostPresent.add(g), mmu.hostWriteProtected.add(g));
+  }
   const tasks = new Tasks(s.vm.vcpus);
   const vcpus: Vcpu[] = [];
   const apply = (c: PendingChange) => {

@@ -45,7 +45,7 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
     latency: { faultSlow: r.vcpu.faultSlow, faultFast: r.vcpu.faultFast, faultAsync: r.vcpu.faultAsync, signalToExit: r.signals.signalToExit },
     asyncPf: r.mmu.asyncPf,
     mmu: {
-      memslotInvalid: r.mmu.memslotInvalid, roFaults: r.mmu.roFaults, zapped: r.mmu.zapped, invalidateSeq: r.mmu.invalidateSeq,
+      memslotInvalid: r.mmu.memslotInvalid, roFaults: r.mmu.roFaults, zapped: r.mmu.zapped, invalidateSeq: r.mmu.invalidateSeq, hwpoison: r.mmu.hwpoison,
       memoryFaults: r.mmu.memoryFaults, uaccess: r.mmu.uaccess, vcpuMap: r.mmu.vcpuMap, gpcRefresh: r.mmu.gpcRefresh,
     },
     demandPaging: r.vcpu.demandPaging,

@@ -28,6 +28,16 @@ export async function startMmu({ nc, log }: ServiceContext) {
         (req) => request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
         apf,
       );
+      if (s.pager.mode === "wp") {
+        // registered WP over populated memory: every page present, write-protected
+        for (const slot of s.vm.memslots) {
+          const base = slot.gpa / 4096;
+          for (let i = 0; i < Number(slot.size) / 4096; i++) {
+            mmu.hostPresent.add(base + i);
+            mmu.hostWriteProtected.add(base + i);
+          }
+        }
+      }
       mmu.onZap = (gfns) => publish(nc, subjects.zap(m.vm), { vm: m.vm, trace: `${m.vm}.zap`, gfns });
       const clock = new RunClock(m.t0);
       for (const op of s.vm.memslotOps) clock.at(op.atMs, () => void mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, vm: m.vm, op }, "memslot op failed")));
@@ -42,7 +52,10 @@ export async function startMmu({ nc, log }: ServiceContext) {
     listen(nc, log, subjects.invalidate("*"), InvalidateMsg, (m) => vms.find(m.vm)?.invalidate(m.gfns)),
     listen(nc, log, subjects.resident("*"), ResidentMsg, (m) => {
       const mmu = vms.find(m.vm);
-      for (const g of m.gfns) mmu?.hostPresent.add(g);
+      for (const g of m.gfns) {
+        mmu?.hostPresent.add(g);
+        mmu?.hostWriteProtected.delete(g);
+      }
     }),
     serve(nc, log, subjects.report("*", "mmu"), Empty, (m) => {
       const mmu = vms.get(m.vm);

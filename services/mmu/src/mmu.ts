@@ -16,7 +16,7 @@ import { Memslots, type Slot } from "./memslots.ts";
 
 export interface GupPort {
   (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean; kworker?: boolean }): Promise<{
-    result: "ok" | "EINTR" | "EFAULT";
+    result: "ok" | "EINTR" | "EFAULT" | "EHWPOISON";
     fatal: boolean;
     sleeps: number;
     spinMs: number;
@@ -29,6 +29,8 @@ export class Mmu {
   readonly spte = new Set<number>();
   /** Host page tables as `hva_to_pfn_fast` sees them: fed by the pager's UFFDIO_COPY announcements. */
   readonly hostPresent = new Set<number>();
+  /** host pages present but uffd-write-protected (WP mode): a write cannot take attempt 1 */
+  readonly hostWriteProtected = new Set<number>();
   /** `kvm->mmu_invalidate_seq`, bumped by `kvm_mmu_invalidate_end` (issue 3 adds the notifiers). */
   invalidateSeq = 0;
   /** `kvm->mmu_invalidate_in_progress` */
@@ -41,7 +43,7 @@ export class Mmu {
   readonly apf: AsyncPf | null;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
   readonly mmioSpte = new Set<number>();
-  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0 };
+  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0 };
 
   constructor(
     profile: Profile,
@@ -139,7 +141,7 @@ export class Mmu {
     // once it has installed the page, so here a set bit is a page not yet resident.
     if (this.profile === "kvm-userfault" && !this.hostPresent.has(gfn)) return this.#memoryFault(gfn, KVM_MEMORY_EXIT_FLAG_USERFAULT);
     // attempt 1, FOLL_NOWAIT: hva_to_pfn_fast, or KVM_PFN_ERR_NEEDS_IO (6.13) / *async = true (6.2)
-    if (this.hostPresent.has(gfn)) {
+    if (this.hostPresent.has(gfn) && !(write && this.hostWriteProtected.has(gfn))) {
       this.counters.attempt1Hits++;
       return this.#map(gfn, mmuSeq, "hva_to_pfn_fast", 0);
     }
@@ -158,7 +160,17 @@ export class Mmu {
       this.counters.sigpending++;
       return { ret: "ERRNO", errno: "EINTR", exit: "KVM_EXIT_INTR", path: "gup", sleeps: r.sleeps, fatal: r.fatal, spinMs: 0 };
     }
+    if (r.result === "EHWPOISON") {
+      // KVM_PFN_ERR_HWPOISON: kvm_send_hwpoison_signal (SIGBUS, BUS_MCEERR_AR), RET_PF_RETRY
+      this.counters.hwpoison++;
+      return { ret: "RET_PF_RETRY", path: "gup", hwpoison: true, sleeps: r.sleeps, fatal: false, spinMs: 0 };
+    }
+    if (r.result === "EFAULT") {
+      // VM_FAULT_SIGBUS (UFFD_FEATURE_SIGBUS) → KVM_PFN_ERR_FAULT → kvm_handle_error_pfn: -EFAULT
+      return { ret: "ERRNO", errno: "EFAULT", path: "gup", sleeps: r.sleeps, fatal: false, spinMs: 0 };
+    }
     this.hostPresent.add(gfn);
+    this.hostWriteProtected.delete(gfn);
     return this.#map(gfn, mmuSeq, "gup", r.sleeps);
   }
 

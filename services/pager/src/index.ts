@@ -2,7 +2,7 @@
 import { DropReq, Empty, GupReq, ResolveReq, SetupMsg, StallReq, WakeMsg, VmRegistry, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
 import { VmPager } from "./pager.ts";
 
-export { Uffd, type GupRequest, type GupResult, type PagerCounters } from "./uffd.ts";
+export { Uffd, WAKE_FLUSH_MS, type GupRequest, type GupResult, type PagerCounters, type UffdConfig } from "./uffd.ts";
 export { PageSource } from "./source.ts";
 export { VmPager } from "./pager.ts";
 

@@ -2,7 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { RunClock, publish, subjects, type Scenario } from "@faultline/shared";
+import { PAGE_SIZE, RunClock, parseSize, prng, publish, subjects, type Scenario } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -25,6 +25,14 @@ export class VmPager {
       fetch: (gfn) => this.source.fetch(gfn),
       onResident: (gfn) => publish(nc, subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
       now: () => this.clock.now(),
+      config: {
+        mode: scenario.pager.mode,
+        threadId: scenario.pager.features.includes("thread_id"),
+        sigbus: scenario.pager.features.includes("sigbus"),
+        isZero: zeroDraw(scenario),
+        poison: new Set(scenario.pager.poison),
+        wakeBatch: scenario.pager.wakeBatch,
+      },
       topology: {
         layout: scenario.pager.uffd.layout,
         readers: scenario.pager.uffd.readers,
@@ -32,6 +40,7 @@ export class VmPager {
         perWaiterMs: scenario.pager.uffd.waitQueue.perWaiterUs / 1000,
       },
     });
+    if (scenario.pager.mode === "wp") this.uffd.populateWriteProtected(allGfns(scenario));
     for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => this.drop(d.gfns));
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));
@@ -60,6 +69,7 @@ export class VmPager {
       resident: this.uffd.resident.size,
       waiters: this.uffd.waiters(),
       kworkersAsleep: this.uffd.kworkersAsleep,
+      eventsByPtid: this.uffd.eventsByPtid,
       waitQueueLockMs: Math.round(this.uffd.lockHeldMs() * 1000) / 1000,
       stalls: this.#stallLog,
     };
@@ -69,5 +79,19 @@ export class VmPager {
     this.clock.cancelAll();
     this.uffd.release();
     this.source.close();
+  }
+}
+
+/** Which pages the source reports as zero: a seeded draw per gfn at `pager.zeroRatio`. */
+function zeroDraw(s: Scenario): (gfn: number) => boolean {
+  const r = s.pager.zeroRatio;
+  if (r <= 0) return () => false;
+  return (gfn) => prng(s.seed * 31337 + gfn)() < r;
+}
+
+function* allGfns(s: Scenario): Iterable<number> {
+  for (const m of s.vm.memslots) {
+    const base = m.gpa / PAGE_SIZE;
+    for (let i = 0; i < parseSize(m.size) / PAGE_SIZE; i++) yield base + i;
   }
 }

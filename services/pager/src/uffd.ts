@@ -19,7 +19,7 @@ export interface GupRequest {
 }
 
 export interface GupResult {
-  result: "ok" | "EINTR" | "EFAULT";
+  result: "ok" | "EINTR" | "EFAULT" | "EHWPOISON";
   fatal: boolean;
   /** times the task entered `handle_userfault` for this gup */
   sleeps: number;
@@ -49,7 +49,30 @@ export interface PagerCounters {
   vmmRequests: number;
   /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
   removes: number;
+  /** UFFDIO_WRITEPROTECT (WP=0) resolutions, UFFDIO_POISON markers, explicit UFFDIO_WAKE calls */
+  writeprotects: number;
+  poisons: number;
+  wakeCalls: number;
 }
+
+/** What the uffd was registered for and how the handler resolves (scenario `pager`). */
+export interface UffdConfig {
+  mode: "missing" | "minor" | "wp";
+  /** UFFD_FEATURE_THREAD_ID: events carry the faulting task's ptid */
+  threadId: boolean;
+  /** UFFD_FEATURE_SIGBUS: no events; a missing page is VM_FAULT_SIGBUS */
+  sigbus: boolean;
+  /** the source reports this page as zero: UFFDIO_ZEROPAGE without a fetch */
+  isZero: (gfn: number) => boolean;
+  /** the handler resolves these with UFFDIO_POISON */
+  poison: ReadonlySet<number>;
+  /** 1: fills wake; N: *_MODE_DONTWAKE fills and one UFFDIO_WAKE per N pages (or per flush) */
+  wakeBatch: number;
+}
+
+const DEFAULT_CONFIG: UffdConfig = { mode: "missing", threadId: false, sigbus: false, isZero: () => false, poison: new Set(), wakeBatch: 1 };
+/** A partial UFFDIO_WAKE batch is flushed after this long. */
+export const WAKE_FLUSH_MS = 1;
 
 export interface UffdPorts {
   fetch: (gfn: number) => Promise<void>;
@@ -57,6 +80,7 @@ export interface UffdPorts {
   now: () => number;
   /** uffd topology and the modelled wait-queue lock (all zero: not modelled) */
   topology?: UffdTopology;
+  config?: Partial<UffdConfig>;
 }
 
 /**
@@ -74,7 +98,18 @@ export interface UffdTopology {
 
 export class Uffd {
   readonly resident = new Set<number>();
-  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0 };
+  readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0,
+    writeprotects: 0, poisons: 0, wakeCalls: 0,
+  };
+  /** UFFD_EVENT_PAGEFAULT messages by `feat.ptid` ("0" without UFFD_FEATURE_THREAD_ID) */
+  readonly eventsByPtid: Record<string, number> = {};
+  /** write-protected present pages (WP mode) */
+  readonly writeProtected = new Set<number>();
+  /** PTE_MARKER_UFFD_POISON installed */
+  readonly poisoned = new Set<number>();
+  readonly config: UffdConfig;
+  #wakeQueue: number[] = [];
+  #wakeTimer: NodeJS.Timeout | null = null;
   readonly #waiters = new Map<number, Set<Waiter>>();
   readonly #byTask = new Map<number, Waiter>();
   readonly #inflight = new Set<number>();
@@ -90,6 +125,36 @@ export class Uffd {
 
   constructor(ports: UffdPorts) {
     this.#ports = ports;
+    this.config = { ...DEFAULT_CONFIG, ...ports.config };
+  }
+
+  /** WP mode: the pages start present and write-protected (UFFDIO_REGISTER_MODE_WP over populated memory). */
+  populateWriteProtected(gfns: Iterable<number>): void {
+    for (const g of gfns) {
+      this.resident.add(g);
+      this.writeProtected.add(g);
+    }
+  }
+
+  /** faultin_page would map it now: present, and writable if it is a write. */
+  #present(gfn: number, write: boolean): boolean {
+    return this.resident.has(gfn) && !(write && this.writeProtected.has(gfn));
+  }
+
+  /**
+   * Before queueing an event: a poison marker answers VM_FAULT_HWPOISON (gup -EHWPOISON), and with
+   * UFFD_FEATURE_SIGBUS a missing page is VM_FAULT_SIGBUS (gup -EFAULT), with no event at all.
+   */
+  #terminal(gfn: number): GupResult | null {
+    if (this.poisoned.has(gfn)) return { result: "EHWPOISON", fatal: false, sleeps: 0, spinMs: 0 };
+    if (this.config.sigbus) return { result: "EFAULT", fatal: false, sleeps: 0, spinMs: 0 };
+    return null;
+  }
+
+  #countEvent(vcpu: number): void {
+    this.counters.faultEvents++;
+    const ptid = !this.config.threadId ? "0" : vcpu < 0 ? "kworker" : `vcpu${vcpu}`;
+    this.eventsByPtid[ptid] = (this.eventsByPtid[ptid] ?? 0) + 1;
   }
 
   /** Attempt 2's `get_user_pages_unlocked()` on one page, with `handle_userfault` sleeps. */
@@ -102,13 +167,15 @@ export class Uffd {
       // __get_user_pages: "If we have a pending SIGKILL, don't keep faulting pages"
       if (this.#sig(req.vcpu).fatal) return { result: "EINTR", fatal: true, sleeps, spinMs: 0 };
       // faultin_page → handle_mm_fault: a present pte maps at once
-      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs: 0 };
+      if (this.#present(req.gfn, req.write) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs: 0 };
+      const term = this.#terminal(req.gfn);
+      if (term) return { ...term, sleeps };
       // handle_userfault: queue a UFFD_EVENT_PAGEFAULT, set_current_state(blocking_state), schedule()
-      this.counters.faultEvents++;
+      this.#countEvent(req.vcpu);
       await this.#enqueue(req.vcpu, req.gfn);
-      this.#handleEvent(req.gfn);
+      this.#handleEvent(req.gfn, req.write);
       sleeps++;
-      if (!this.#wakesFor(state, this.#sig(req.vcpu)) && !this.resident.has(req.gfn)) await this.#sleep(req.vcpu, req.gfn, state);
+      if (!this.#wakesFor(state, this.#sig(req.vcpu)) && !this.#present(req.gfn, req.write)) await this.#sleep(req.vcpu, req.gfn, state);
       // VM_FAULT_RETRY → gup_signal_pending(current, flags)
       const sig = this.#sig(req.vcpu);
       if (sig.fatal || (req.interruptible && sig.any)) return { result: "EINTR", fatal: sig.fatal, sleeps, spinMs: 0 };
@@ -118,12 +185,14 @@ export class Uffd {
   /** `async_pf_execute`: `get_user_pages_remote(FOLL_WRITE)`, TASK_KILLABLE, as the kworker. */
   async #kworker(req: GupRequest): Promise<GupResult> {
     let sleeps = 0;
-    while (!this.resident.has(req.gfn) && !this.#released) {
-      this.counters.faultEvents++;
+    while (!this.#present(req.gfn, true) && !this.#released) {
+      const term = this.#terminal(req.gfn);
+      if (term) return { ...term, sleeps };
+      this.#countEvent(-1);
       await this.#enqueue(req.vcpu, req.gfn);
-      this.#handleEvent(req.gfn);
+      this.#handleEvent(req.gfn, true);
       sleeps++;
-      if (this.resident.has(req.gfn)) continue;
+      if (this.#present(req.gfn, true)) continue;
       this.kworkersAsleep++;
       await this.#sleep(-1, req.gfn, "TASK_KILLABLE", req.vcpu);
       this.kworkersAsleep--;
@@ -143,13 +212,14 @@ export class Uffd {
     let sleeps = 0;
     let spinMs = 0;
     for (;;) {
-      if (this.resident.has(req.gfn) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs };
+      if (this.#present(req.gfn, req.write) || this.#released) return { result: "ok", fatal: false, sleeps, spinMs };
       if (this.#sig(req.vcpu).fatal) return { result: "EFAULT", fatal: true, sleeps, spinMs };
-      this.counters.faultEvents++;
+      if (this.#terminal(req.gfn)) return { result: "EFAULT", fatal: false, sleeps, spinMs }; // the uaccess fixup
+      this.#countEvent(req.vcpu);
       await this.#enqueue(req.vcpu, req.gfn);
-      this.#handleEvent(req.gfn);
+      this.#handleEvent(req.gfn, req.write);
       sleeps++;
-      if (this.resident.has(req.gfn)) continue;
+      if (this.#present(req.gfn, req.write)) continue;
       const sig = this.#sig(req.vcpu);
       const state: WaitState = sig.any ? "SPINNING" : "TASK_INTERRUPTIBLE";
       if (this.#wakesFor(state, sig)) continue; // signal_pending_state(): a fatal signal ends it at once
@@ -167,23 +237,50 @@ export class Uffd {
     if (w && this.#wakesFor(w.state, sig)) this.#wakeOne(w);
   }
 
-  /** `UFFDIO_COPY` of one page (wakes every waiter on it, as without `UFFDIO_COPY_MODE_DONTWAKE`). */
-  copy(gfn: number): "copied" | "EEXIST" {
+  /**
+   * `UFFDIO_COPY` (or ZEROPAGE, or CONTINUE) of one page. It wakes the page's waiters itself unless
+   * the handler batches wakes (`*_MODE_DONTWAKE`, then one `UFFDIO_WAKE` over the batch).
+   */
+  copy(gfn: number, how: "copy" | "zeropage" | "continue" = "copy"): "copied" | "EEXIST" {
     this.#inflight.delete(gfn);
     if (this.resident.has(gfn)) {
       this.counters.eexist++;
       return "EEXIST";
     }
     this.resident.add(gfn);
-    this.counters.copies++;
+    if (how === "copy") this.counters.copies++;
+    else if (how === "zeropage") this.counters.zeropages++;
+    else this.counters.continues++;
     this.#ports.onResident(gfn);
+    if (this.config.wakeBatch > 1) {
+      this.#wakeQueue.push(gfn);
+      if (this.#wakeQueue.length >= this.config.wakeBatch) this.#flushWakes();
+      else this.#wakeTimer ??= setTimeout(() => this.#flushWakes(), WAKE_FLUSH_MS);
+      return "copied";
+    }
+    this.#wake(gfn);
+    return "copied";
+  }
+
+  /** One UFFDIO_WAKE over the pages installed with DONTWAKE. */
+  #flushWakes(): void {
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
+    this.#wakeTimer = null;
+    const gfns = this.#wakeQueue;
+    this.#wakeQueue = [];
+    if (!gfns.length) return;
+    this.counters.wakeCalls++;
+    for (const g of gfns) this.#wake(g);
+  }
+
+  /** The wake half of a fill, under the context's wait-queue lock when that is modelled. */
+  #wake(gfn: number): void {
     const t = this.#ports.topology;
     const ctx = this.#ctxOfPage.get(gfn) ?? 0;
     this.#ctxOfPage.delete(gfn);
     const cost = t ? t.lockMs + t.perWaiterMs * this.#waitersOn(ctx) : 0;
     if (cost > 0) void this.#lock(ctx).hold(cost).then(() => this.#wakePage(gfn));
     else this.#wakePage(gfn);
-    return "copied";
   }
 
   /** `__wake_up(&ctx->fault_wqh, ..., range)`: every waiter on the page, and VMM resolvers. */
@@ -246,7 +343,7 @@ export class Uffd {
       if (!set) this.#listeners.set(gfn, (set = new Set()));
       set.add(r);
     });
-    this.#handleEvent(gfn);
+    this.#handleEvent(gfn, true);
     await arrived;
     return "copied";
   }
@@ -266,6 +363,7 @@ export class Uffd {
   /** uffd released (VM torn down): wake everyone, faults then see the ctx released. */
   release(): void {
     this.#released = true;
+    if (this.#wakeTimer) clearTimeout(this.#wakeTimer);
     for (const set of [...this.#waiters.values()]) for (const w of [...set]) this.#wakeOne(w);
   }
 
@@ -279,16 +377,43 @@ export class Uffd {
     return sig.fatal; // TASK_KILLABLE; a SPINNING task only leaves its loop on a fatal signal or the page
   }
 
-  /** The userspace handler read the event: fetch the page once, however many faults ask for it. */
-  #handleEvent(gfn: number): void {
+  /**
+   * The userspace handler read the event and resolves the page once, however many faults ask:
+   * UFFDIO_POISON for pages it gives up on, UFFDIO_WRITEPROTECT (WP=0) for a write-protect fault,
+   * UFFDIO_ZEROPAGE for zero pages (no fetch), else fetch then UFFDIO_COPY (or CONTINUE in MINOR mode).
+   */
+  #handleEvent(gfn: number, write: boolean): void {
     if (this.#inflight.has(gfn)) {
       this.counters.duplicateRequests++;
       return;
     }
     this.#inflight.add(gfn);
+    if (this.config.poison.has(gfn)) return void queueMicrotask(() => this.#poison(gfn));
+    if (this.config.mode === "wp" && this.resident.has(gfn) && write) {
+      void this.#ports.fetch(gfn).then(() => this.#unprotect(gfn)); // e.g. copy the old contents out first
+      return;
+    }
+    if (this.config.isZero(gfn)) return void queueMicrotask(() => this.copy(gfn, "zeropage"));
     void this.#ports.fetch(gfn).then(() => {
-      if (!this.#released) this.copy(gfn);
+      if (!this.#released) this.copy(gfn, this.config.mode === "minor" ? "continue" : "copy");
     });
+  }
+
+  /** UFFDIO_POISON: install PTE_MARKER_UFFD_POISON and wake; the re-fault sees VM_FAULT_HWPOISON. */
+  #poison(gfn: number): void {
+    this.#inflight.delete(gfn);
+    this.poisoned.add(gfn);
+    this.counters.poisons++;
+    this.#wake(gfn);
+  }
+
+  /** UFFDIO_WRITEPROTECT with mode WP=0: the page becomes writable, waiters are woken. */
+  #unprotect(gfn: number): void {
+    this.#inflight.delete(gfn);
+    this.writeProtected.delete(gfn);
+    this.counters.writeprotects++;
+    this.#ports.onResident(gfn);
+    this.#wake(gfn);
   }
 
   /** Sleeps in handle_userfault; `vcpu` -1 is a kworker (not a vCPU task, never signal-woken). */

@@ -58,6 +58,8 @@ export class Vcpu {
   readonly fastUs: number[] = [];
   pagesTouched = 0;
   blocktimeMs = 0;
+  /** SIGBUS BUS_MCEERR_AR received (KVM_PFN_ERR_HWPOISON) */
+  hwpoisonSigbus = 0;
   /** CPU time a kernel-mode fault busy-looped with a non-fatal signal pending (modelled) */
   spinCpuMs = 0;
   doneAtMs: number | null = null;
@@ -207,6 +209,15 @@ export class Vcpu {
           this.#countExit("KVM_EXIT_MMIO");
           return { kind: "MMIO" };
         }
+        continue;
+      }
+      if (r.hwpoison) {
+        // SIGBUS BUS_MCEERR_AR is pending: the next entry exits (KVM_EXIT_INTR); QEMU's
+        // kvm_arch_on_sigbus_vcpu injects an MCE; the guest's memory-failure handling drops the page
+        this.hwpoisonSigbus++;
+        this.#cursor++;
+        this.stat.signal_exits++;
+        this.#countExit("KVM_EXIT_INTR");
         continue;
       }
       switch (r.ret) {

@@ -86,6 +86,7 @@ export class VcpuVm {
       exits: v.exits,
       stat: v.stat,
       blocktimeMs: round3(v.blocktimeMs + (v.inFault ? now - v.inFault.sinceMs : 0)),
+      hwpoisonSigbus: v.hwpoisonSigbus,
       pagesTouched: v.pagesTouched,
       pages: v.accesses.length,
       doneAtMs: v.doneAtMs,

@@ -46,6 +46,8 @@ export const FaultReply = Strict({
   mmioSpte: Type.Optional(Type.Boolean()),
   /** an async page fault was set up (`not-present` injected) or the vCPU must halt (`halt`: KVM_REQ_APF_HALT) */
   apf: Type.Optional(Strict({ kind: lit(["not-present", "halt"] as const), token: Type.Integer() })),
+  /** KVM_PFN_ERR_HWPOISON: `kvm_send_hwpoison_signal` sent SIGBUS (BUS_MCEERR_AR) to the vCPU thread */
+  hwpoison: Type.Optional(Type.Boolean()),
   /** `run->memory_fault` of a KVM_EXIT_MEMORY_FAULT (KVM_RUN returns -1/EFAULT) */
   memoryFault: Type.Optional(Strict({ gpa: Type.Integer({ minimum: 0 }), size: Type.Integer(), flags: Type.Integer() })),
 });
@@ -73,7 +75,7 @@ export const ApfCompletedMsg = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, tok
 export const ApfReadyReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, token: Type.Integer() });
 export const GupReply = Strict({
   /** ok, EINTR (gup bailed on a signal), EFAULT (a uaccess aborted on a fatal signal: the exception fixup) */
-  result: lit(["ok", "EINTR", "EFAULT"] as const),
+  result: lit(["ok", "EINTR", "EFAULT", "EHWPOISON"] as const),
   fatal: Type.Boolean(),
   sleeps: Type.Integer({ minimum: 0 }),
   spinMs: Type.Number({ minimum: 0 }),

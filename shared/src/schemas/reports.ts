@@ -25,6 +25,8 @@ export const PagerReport = Type.Object({
   faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N, removes: N,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   kworkersAsleep: Type.Integer(),
+  writeprotects: N, poisons: N, wakeCalls: N,
+  eventsByPtid: Type.Record(Type.String(), Type.Integer()),
   waitQueueLockMs: N,
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
 });
@@ -50,7 +52,7 @@ export const SignalsReport = Type.Object({
 
 export const MmuReport = Type.Object({
   faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
-  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N, memslotInvalid: N, roFaults: N, zapped: N,
+  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N, memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
   asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
 });
 

@@ -40,6 +40,8 @@ export const VcpuResultSchema = Type.Object({
   }),
   signals: Type.Array(SignalOutcomeSchema),
   blocktimeMs: N,
+  /** SIGBUS BUS_MCEERR_AR from KVM_PFN_ERR_HWPOISON (UFFDIO_POISON): the VMM injected an MCE, the guest dropped the page */
+  hwpoisonSigbus: Type.Integer(),
   pagesTouched: Type.Integer(),
   pages: Type.Integer(),
   doneAtMs: NullN,
@@ -62,6 +64,9 @@ export const ResultSchema = Type.Object(
       faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
       /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
       removes: N,
+      writeprotects: N, poisons: N, wakeCalls: N,
+      /** UFFD_EVENT_PAGEFAULTs by feat.ptid (UFFD_FEATURE_THREAD_ID), "0" without it */
+      eventsByPtid: Type.Record(Type.String(), Type.Integer()),
       /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
       waitQueueLockMs: N,
     }),
@@ -70,7 +75,7 @@ export const ResultSchema = Type.Object(
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
     /** mmu side: memslot and invalidation activity */
     mmu: Type.Object({
-      memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
+      memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, hwpoison: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
     }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
   },

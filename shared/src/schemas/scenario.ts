@@ -103,7 +103,22 @@ export const ScenarioSchema = Type.Object(
     ),
     pager: Type.Object(
       {
-        mode: Type.Literal("missing", { default: "missing", description: "uffd registration mode" }),
+        mode: Type.Union([Type.Literal("missing"), Type.Literal("minor"), Type.Literal("wp")], {
+          default: "missing",
+          description:
+            "uffd registration mode: missing (no page: UFFDIO_COPY), minor (in the page cache, unmapped: UFFDIO_CONTINUE), wp (present, write-protected: UFFDIO_WRITEPROTECT)",
+        }),
+        features: Type.Array(Type.Union([Type.Literal("thread_id"), Type.Literal("sigbus")]), {
+          default: [],
+          uniqueItems: true,
+          description: "UFFD_FEATURE_THREAD_ID (ptid in events), UFFD_FEATURE_SIGBUS (no events: faults get SIGBUS)",
+        }),
+        zeroRatio: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "share of pages the source reports as zero: UFFDIO_ZEROPAGE, no fetch" }),
+        poison: Type.Array(Type.Integer({ minimum: 0 }), { default: [], maxItems: 65536, description: "gfns the handler resolves with UFFDIO_POISON" }),
+        wakeBatch: Type.Integer({
+          minimum: 1, maximum: 4096, default: 1,
+          description: "1: each fill wakes its waiters; N: fills use *_MODE_DONTWAKE and one UFFDIO_WAKE covers N pages (or 1 ms)",
+        }),
         latency: Type.Object(
           {
             dist: Type.Literal("fixed", { default: "fixed" }),
