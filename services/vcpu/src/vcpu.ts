@@ -155,6 +155,10 @@ export class Vcpu {
       if (!acc && this.#deferred.size > 0) {
         // every guest task waits for "page ready": the guest idles in HLT (kvm_vcpu_block)
         while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
+        if (this.#apfDone.length === 0 && this.#pending.length > 0) {
+          this.stat.halt_wakeup++;
+          return this.#signalExit("halt-wakeup");
+        }
         continue;
       }
       if (!acc) {
@@ -327,9 +331,14 @@ export class Vcpu {
     );
     this.inFault = { site: "tdp", gfn, sinceMs: t };
     try {
-      while (!state.done && !this.#closed && !this.#fatal && !this.#stop) {
-        if (this.#pending.length > 0) await this.ports.dequeue(this.id, this.ports.now(), "delivered-in-vmm", "memory-fault-wait");
-        else await this.#wait();
+      for (;;) {
+        // SIG_IPI is unblocked here: a pending signal is delivered before anything else is looked at
+        if (this.#pending.length > 0 && !this.#fatal) {
+          await this.ports.dequeue(this.id, this.ports.now(), "delivered-in-vmm", "memory-fault-wait");
+          continue;
+        }
+        if (state.done || this.#closed || this.#fatal || this.#stop) break;
+        await this.#wait();
       }
     } finally {
       this.inFault = null;
