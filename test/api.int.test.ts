@@ -1,15 +1,9 @@
 /** The control API over real services: health, OpenAPI, bad documents, live controls on a running VM. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ApiError, type RunView } from "../cli/src/index.ts";
-import { startTestStack, type TestStack } from "./helpers/stack.ts";
+import { useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 async function httpError(p: Promise<unknown>): Promise<ApiError> {
   try {

@@ -1,17 +1,11 @@
 /** Issue 3's async-PF must-show, end to end through the real services. */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseScenarioText } from "../shared/src/index.ts";
-import { runToEnd, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 const scenario = parseScenarioText(readFileSync(join(import.meta.dirname, "..", "scenarios", "async-pf-stall.yaml"), "utf8"));
 

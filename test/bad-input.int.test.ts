@@ -6,17 +6,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { ERROR_CODE_HEADER, ERROR_HEADER, FL_CODE_HEADER, PingReply, closeNats, connectNats, request, subjects } from "../shared/src/index.ts";
-import { runToEnd, seedScenario, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
+const t = useTestStack();
 let nc: NatsConnection;
 beforeAll(async () => {
-  t = await startTestStack();
   nc = await connectNats({ servers: t.stack.natsUrl, name: "bad-input-test" });
 });
 afterAll(async () => {
   if (nc) await closeNats(nc);
-  await t?.stop();
 });
 
 async function raw(subject: string, payload: string) {

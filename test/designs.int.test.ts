@@ -4,17 +4,11 @@
  * uffd's wait queues. In Faultline that gap comes from the wait-queue contention model
  * (pager.uffd.waitQueue), whose costs are parameters; without it the designs run about even.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseScenario } from "../shared/src/index.ts";
-import { runToEnd, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 const VCPUS = 16;
 const PAGES = 200;

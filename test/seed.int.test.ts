@@ -2,20 +2,14 @@
  * The seed scenarios end to end: real nats-server, the five services as separate processes, driven
  * through the HTTP API. Bounds are generous (shared 2-core machines): "far below the 2000 ms stall".
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Result } from "../shared/src/index.ts";
-import { runToEnd, seedScenario, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";
 
 const STALL_END_MS = 2100;
 const FAST_MS = 250; // a bound far below the stall; typical values are a few ms
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 const planned = (r: Result, vcpu: number) => r.vcpus[vcpu]!.signals.find((s) => s.source === "plan")!;
 

@@ -1,17 +1,11 @@
 /** Issue 3's must-show for the non-tdp sites, end to end through the real services. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseScenarioText, type Result } from "../shared/src/index.ts";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { runToEnd, seedScenario, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 const scenario = (f: string) => parseScenarioText(readFileSync(join(import.meta.dirname, "..", "scenarios", f), "utf8"));
 const planned = (r: Result, vcpu: number) => r.vcpus[vcpu]!.signals.find((s) => s.source === "plan")!;

@@ -1,15 +1,9 @@
 /** The uffd surface configured from a scenario, end to end through the real services. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseScenario } from "../shared/src/index.ts";
-import { runToEnd, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 describe("uffd surface end to end", () => {
   it("uffd - MINOR + THREAD_ID + ZEROPAGE + POISON + DONTWAKE batches, counted in the result", async () => {

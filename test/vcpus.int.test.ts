@@ -1,15 +1,9 @@
 /** Workloads over 1, 4 and 16 vCPUs, sequential and random, through the real services. */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseScenario } from "../shared/src/index.ts";
-import { runToEnd, startTestStack, type TestStack } from "./helpers/stack.ts";
+import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
-let t: TestStack;
-beforeAll(async () => {
-  t = await startTestStack();
-});
-afterAll(async () => {
-  await t?.stop();
-});
+const t = useTestStack();
 
 describe("workloads", () => {
   for (const vcpus of [1, 4, 16]) {

@@ -4,8 +4,8 @@
  * suite (golden.int.test.ts) runs each case on the real services; the README's table is rendered
  * from these expectations (table.ts), and a test keeps the two in step.
  *
- * Every case: postcopy paused from the start for longer than the run; SIGUSR1 + pause_all_vcpus at
- * 300 ms; the run ends at 1200 ms, inside the stall. A second run sends SIGKILL at 300 ms instead.
+ * Every case: postcopy paused from the start for longer than the run; SIGUSR1 at 300 ms, then
+ * pause_all_vcpus at 350 ms; the run ends at 1200 ms, inside the stall. A second run sends SIGKILL at 300 ms instead.
  */
 import type { Result } from "../../shared/src/index.ts";
 

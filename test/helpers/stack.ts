@@ -1,5 +1,5 @@
 /** Test helpers: a real stack (five service processes) on the suite's NATS, and an API client. */
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { ApiClient, startStack, type RunView, type Stack } from "../../cli/src/index.ts";
 import { parseScenario, type Result } from "../../shared/src/index.ts";
 
@@ -12,6 +12,29 @@ export interface TestStack {
 export async function startTestStack(): Promise<TestStack> {
   const stack = await startStack({ natsUrl: inject("natsUrl"), logLevel: process.env.FAULTLINE_TEST_LOG_LEVEL ?? "error" });
   return { stack, api: new ApiClient(stack.apiUrl), stop: () => stack.stop() };
+}
+
+/** One stack for the whole test file: started before its tests, stopped (every process) after. */
+export function useTestStack(): { readonly api: ApiClient; readonly stack: Stack } {
+  let t: TestStack | undefined;
+  beforeAll(async () => {
+    t = await startTestStack();
+  });
+  afterAll(async () => {
+    await t?.stop();
+  });
+  const get = () => {
+    if (!t) throw new Error("the test stack is not started");
+    return t;
+  };
+  return {
+    get api() {
+      return get().api;
+    },
+    get stack() {
+      return get().stack;
+    },
+  };
 }
 
 /** The seed scenario, adjusted; every test names what it changes. */

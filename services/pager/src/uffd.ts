@@ -4,7 +4,8 @@
  * with `UFFDIO_COPY`, and `signal_wake_up` of sleeping tasks. Pure logic: the page source and the
  * "page became resident" hook are injected, so unit tests drive it without NATS.
  */
-import { ModelledLock, type SignalName, type WaitState } from "@faultline/shared";
+import type { SignalName, WaitState } from "@faultline/shared";
+import { WaitQueues, type UffdTopology } from "./wait-queue.ts";
 
 export interface GupRequest {
   vcpu: number;
@@ -83,19 +84,6 @@ export interface UffdPorts {
   config?: Partial<UffdConfig>;
 }
 
-/**
- * How many uffd contexts, how many reader threads each, and what their wait-queue lock costs. The
- * costs are model parameters, not measurements: a fault's enqueue on `fault_pending_wqh` and the
- * `wake_up_poll` of every reader (each then takes the lock to `read()`), and UFFDIO_COPY's
- * `__wake_up(&ctx->fault_wqh)`, which walks every waiter of the context under the lock.
- */
-export interface UffdTopology {
-  layout: "single" | "per-vcpu";
-  readers: number;
-  lockMs: number;
-  perWaiterMs: number;
-}
-
 export class Uffd {
   readonly resident = new Set<number>();
   readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0,
@@ -116,9 +104,7 @@ export class Uffd {
   /** async-PF kworkers asleep in handle_userfault now */
   kworkersAsleep = 0;
   readonly #listeners = new Map<number, Set<() => void>>();
-  /** per uffd context: its wait-queue lock; and which context each in-flight page belongs to */
-  readonly #locks = new Map<number, ModelledLock>();
-  readonly #ctxOfPage = new Map<number, number>();
+  readonly #queues: WaitQueues;
   readonly #pending = new Map<number, { any: boolean; fatal: boolean }>();
   readonly #ports: UffdPorts;
   #released = false;
@@ -126,6 +112,7 @@ export class Uffd {
   constructor(ports: UffdPorts) {
     this.#ports = ports;
     this.config = { ...DEFAULT_CONFIG, ...ports.config };
+    this.#queues = new WaitQueues(ports.topology);
   }
 
   /** WP mode: the pages start present and write-protected (UFFDIO_REGISTER_MODE_WP over populated memory). */
@@ -172,7 +159,7 @@ export class Uffd {
       if (term) return { ...term, sleeps };
       // handle_userfault: queue a UFFD_EVENT_PAGEFAULT, set_current_state(blocking_state), schedule()
       this.#countEvent(req.vcpu);
-      await this.#enqueue(req.vcpu, req.gfn);
+      await this.#queues.enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn, req.write);
       sleeps++;
       if (!this.#wakesFor(state, this.#sig(req.vcpu)) && !this.#present(req.gfn, req.write)) await this.#sleep(req.vcpu, req.gfn, state);
@@ -189,7 +176,7 @@ export class Uffd {
       const term = this.#terminal(req.gfn);
       if (term) return { ...term, sleeps };
       this.#countEvent(-1);
-      await this.#enqueue(req.vcpu, req.gfn);
+      await this.#queues.enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn, true);
       sleeps++;
       if (this.#present(req.gfn, true)) continue;
@@ -216,7 +203,7 @@ export class Uffd {
       if (this.#sig(req.vcpu).fatal) return { result: "EFAULT", fatal: true, sleeps, spinMs };
       if (this.#terminal(req.gfn)) return { result: "EFAULT", fatal: false, sleeps, spinMs }; // the uaccess fixup
       this.#countEvent(req.vcpu);
-      await this.#enqueue(req.vcpu, req.gfn);
+      await this.#queues.enqueue(req.vcpu, req.gfn);
       this.#handleEvent(req.gfn, req.write);
       sleeps++;
       if (this.#present(req.gfn, req.write)) continue;
@@ -275,12 +262,7 @@ export class Uffd {
 
   /** The wake half of a fill, under the context's wait-queue lock when that is modelled. */
   #wake(gfn: number): void {
-    const t = this.#ports.topology;
-    const ctx = this.#ctxOfPage.get(gfn) ?? 0;
-    this.#ctxOfPage.delete(gfn);
-    const cost = t ? t.lockMs + t.perWaiterMs * this.#waitersOn(ctx) : 0;
-    if (cost > 0) void this.#lock(ctx).hold(cost).then(() => this.#wakePage(gfn));
-    else this.#wakePage(gfn);
+    this.#queues.wake(gfn, (onCtx) => this.#countWaiters(onCtx), () => this.#wakePage(gfn));
   }
 
   /** `__wake_up(&ctx->fault_wqh, ..., range)`: every waiter on the page, and VMM resolvers. */
@@ -293,38 +275,15 @@ export class Uffd {
     }
   }
 
-  #ctxIndex(vcpu: number): number {
-    return this.#ports.topology?.layout === "per-vcpu" ? Math.max(0, vcpu) : 0;
-  }
-
-  #lock(ctx: number): ModelledLock {
-    let l = this.#locks.get(ctx);
-    if (!l) this.#locks.set(ctx, (l = new ModelledLock()));
-    return l;
-  }
-
-  #waitersOn(ctx: number): number {
+  #countWaiters(onCtx: (vcpu: number) => boolean): number {
     let n = 0;
-    for (const set of this.#waiters.values()) for (const w of set) if (this.#ctxIndex(w.ctxVcpu) === ctx) n++;
+    for (const set of this.#waiters.values()) for (const w of set) if (onCtx(w.ctxVcpu)) n++;
     return n;
   }
 
-  /** handle_userfault's enqueue on fault_pending_wqh, then every reader woken by wake_up_poll takes the lock. */
-  async #enqueue(vcpu: number, gfn: number): Promise<void> {
-    const ctx = this.#ctxIndex(vcpu);
-    if (!this.#ctxOfPage.has(gfn)) this.#ctxOfPage.set(gfn, ctx);
-    const t = this.#ports.topology;
-    if (!t || t.lockMs <= 0) return;
-    const lock = this.#lock(ctx);
-    await lock.hold(t.lockMs);
-    await lock.hold(t.lockMs * t.readers);
-  }
-
-  /** modelled wait-queue lock time per uffd context, ms */
+  /** modelled wait-queue lock time over all uffd contexts, ms */
   lockHeldMs(): number {
-    let ms = 0;
-    for (const l of this.#locks.values()) ms += l.heldMs;
-    return ms;
+    return this.#queues.heldMs();
   }
 
   /**
@@ -333,7 +292,7 @@ export class Uffd {
    */
   async resolve(gfn: number, vcpu = 0): Promise<"copied" | "present"> {
     this.counters.vmmRequests++;
-    if (!this.#ctxOfPage.has(gfn)) this.#ctxOfPage.set(gfn, this.#ctxIndex(vcpu));
+    this.#queues.notePage(gfn, vcpu);
     if (this.resident.has(gfn)) {
       this.counters.eexist++;
       return "present";
