@@ -48,7 +48,6 @@ export function exitsOnMissing(profile: Profile): boolean {
 }
 
 /** `run->memory_fault.flags` (include/uapi/linux/kvm.h; USERFAULT from the KVM Userfault series). */
-export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3;
 export const KVM_MEMORY_EXIT_FLAG_USERFAULT = 1 << 4;
 export const DEFAULT_PROFILE: Profile = "6.13";
 

@@ -4,7 +4,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { ValidationError } from "./errors.ts";
-import { PAGE_SIZE } from "./kernel.ts";
+import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
 
@@ -47,7 +47,7 @@ export function parseScenario(doc: unknown): Scenario {
       `${vcpus} vCPUs x ${s.workload.pagesPerVcpu} pages = ${need} pages, but the memslots hold ${have}`,
     );
   }
-  if (s.pager.mode === "wp" && (s.kernel.profile === "kvm-userfault" || s.kernel.profile === "exit-on-missing")) {
+  if (s.pager.mode === "wp" && exitsOnMissing(s.kernel.profile)) {
     throw new ValidationError("scenario", "/pager/mode", "wp mode is modelled with the merged profiles only");
   }
   if (s.kernel.asyncPf && s.kernel.profile === "kvm-userfault") {
