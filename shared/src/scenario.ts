@@ -119,6 +119,14 @@ function checkWithin(atMs: number, durationMs: number, path: string): void {
   if (atMs >= durationMs) throw new ValidationError("scenario", path, `${atMs} is not before durationMs (${durationMs})`);
 }
 
+/** Every gfn of the memslots, in slot order. */
+export function* guestGfns(memslots: Scenario["vm"]["memslots"]): Generator<number> {
+  for (const m of memslots) {
+    const base = m.gpa / PAGE_SIZE;
+    for (let i = 0, n = parseSize(m.size) / PAGE_SIZE; i < n; i++) yield base + i;
+  }
+}
+
 /** Resolves a selector to vCPU ids. */
 export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
   if (sel === "all") return Array.from({ length: vcpus }, (_, i) => i);

@@ -1,6 +1,6 @@
 /** The mmu service: one `Mmu` per VM, fault requests from vcpu, gup requests to the pager. */
 import {
-  ApfReadyReq, Empty, FaultReq, GupReply, InvalidateMsg, MemslotReq, ResidentMsg, RunClock, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
+  ApfReadyReq, Empty, FaultReq, GupReply, InvalidateMsg, MemslotReq, ResidentMsg, RunClock, guestGfns, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
 } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
@@ -30,12 +30,9 @@ export async function startMmu({ nc, log }: ServiceContext) {
       );
       if (s.pager.mode === "wp") {
         // registered WP over populated memory: every page present, write-protected
-        for (const slot of s.vm.memslots) {
-          const base = slot.gpa / 4096;
-          for (let i = 0; i < Number(slot.size) / 4096; i++) {
-            mmu.hostPresent.add(base + i);
-            mmu.hostWriteProtected.add(base + i);
-          }
+        for (const g of guestGfns(s.vm.memslots)) {
+          mmu.hostPresent.add(g);
+          mmu.hostWriteProtected.add(g);
         }
       }
       mmu.onZap = (gfns) => publish(nc, subjects.zap(m.vm), { vm: m.vm, trace: `${m.vm}.zap`, gfns });

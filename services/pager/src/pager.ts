@@ -2,7 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { PAGE_SIZE, RunClock, parseSize, prng, publish, subjects, type Scenario } from "@faultline/shared";
+import { RunClock, guestGfns, prng, publish, subjects, type Scenario } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -40,7 +40,7 @@ export class VmPager {
         perWaiterMs: scenario.pager.uffd.waitQueue.perWaiterUs / 1000,
       },
     });
-    if (scenario.pager.mode === "wp") this.uffd.populateWriteProtected(allGfns(scenario));
+    if (scenario.pager.mode === "wp") this.uffd.populateWriteProtected(guestGfns(scenario.vm.memslots));
     for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => this.drop(d.gfns));
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));
@@ -87,11 +87,4 @@ function zeroDraw(s: Scenario): (gfn: number) => boolean {
   const r = s.pager.zeroRatio;
   if (r <= 0) return () => false;
   return (gfn) => prng(s.seed * 31337 + gfn)() < r;
-}
-
-function* allGfns(s: Scenario): Iterable<number> {
-  for (const m of s.vm.memslots) {
-    const base = m.gpa / PAGE_SIZE;
-    for (let i = 0; i < parseSize(m.size) / PAGE_SIZE; i++) yield base + i;
-  }
 }

@@ -4,7 +4,7 @@
  * on -EINTR `kvm_eat_signals`, park if `cpu->stop`, else re-enter). The guest workload runs inside.
  * Pure logic: the mmu fault, the signal dequeue and state announcements are injected ports.
  */
-import type { FaultReply, KvmExitName, SignalName, Site, VcpuStateName } from "@faultline/shared";
+import { PAGE_SIZE, type FaultReply, type KvmExitName, type SignalName, type Site, type VcpuStateName } from "@faultline/shared";
 import type { Access } from "./workload.ts";
 
 export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed" | "fault-error" | "memory-fault-wait";
@@ -154,11 +154,8 @@ export class Vcpu {
       const acc = this.accesses[this.#cursor];
       if (!acc && this.#deferred.size > 0) {
         // every guest task waits for "page ready": the guest idles in HLT (kvm_vcpu_block)
-        while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
-        if (this.#apfDone.length === 0 && this.#pending.length > 0) {
-          this.stat.halt_wakeup++;
-          return this.#signalExit("halt-wakeup");
-        }
+        await this.#block();
+        if (this.#apfDone.length === 0 && this.#pending.length > 0) return this.#haltWakeup();
         continue;
       }
       if (!acc) {
@@ -171,8 +168,7 @@ export class Vcpu {
         this.#setState("done");
         while (this.#pending.length === 0 && !this.#closed) await this.#wait();
         if (this.#closed) return { kind: "closed" };
-        this.stat.halt_wakeup++;
-        return this.#signalExit("halt-wakeup");
+        return this.#haltWakeup();
       }
       if (acc.site === "tdp" && this.#mapped.has(acc.gfn)) {
         this.#cursor++;
@@ -193,14 +189,11 @@ export class Vcpu {
         // KVM_REQ_APF_HALT: artificial halt in kvm_vcpu_block, TASK_INTERRUPTIBLE, until page ready or a signal
         const t = this.ports.now();
         this.inFault = { site: "tdp", gfn: acc.gfn, sinceMs: t, waitState: "TASK_INTERRUPTIBLE" };
-        while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
+        await this.#block();
         this.inFault = null;
         this.blocktimeMs += this.ports.now() - t;
         if (this.#fatal) return { kind: "fatal", via: "halt-wakeup" };
-        if (this.#apfDone.length === 0 && this.#pending.length > 0) {
-          this.stat.halt_wakeup++;
-          return this.#signalExit("halt-wakeup");
-        }
+        if (this.#apfDone.length === 0 && this.#pending.length > 0) return this.#haltWakeup();
         if (!this.#deferred.has(acc.gfn)) this.#deferred.set(acc.gfn, t);
         continue; // completions are processed at the top; the access is then retried
       }
@@ -246,7 +239,7 @@ export class Vcpu {
         case "ERRNO":
           if (r.exit === "KVM_EXIT_MEMORY_FAULT" && r.memoryFault) {
             this.#countExit("KVM_EXIT_MEMORY_FAULT");
-            return { kind: "MEMORY_FAULT", gfn: r.memoryFault.gpa / 4096 };
+            return { kind: "MEMORY_FAULT", gfn: r.memoryFault.gpa / PAGE_SIZE };
           }
           if (r.errno === "EINTR" && acc.site === "tdp") return this.#signalExit("gup-eintr");
           // -EFAULT from a uaccess, -EINVAL from kvm_vcpu_map: KVM_RUN fails; with a fatal signal the task dies
@@ -279,6 +272,17 @@ export class Vcpu {
       this.blocktimeMs += dt;
     } else this.fastUs.push(dt * 1000);
     return r;
+  }
+
+  /** `kvm_vcpu_block`: sleep until an async-PF completion, a signal, death, or the VM goes away. */
+  async #block(): Promise<void> {
+    while (this.#apfDone.length === 0 && this.#pending.length === 0 && !this.#closed && !this.#fatal) await this.#wait();
+  }
+
+  /** A halted vCPU woken by a signal (`halt_wakeup`) leaves KVM_RUN with KVM_EXIT_INTR. */
+  #haltWakeup(): RunExit {
+    this.stat.halt_wakeup++;
+    return this.#signalExit("halt-wakeup");
   }
 
   /** `kvm_handle_signal_exit`: exit_reason = KVM_EXIT_INTR, ++signal_exits; KVM_RUN returns -EINTR. */

@@ -3,7 +3,7 @@
  * partition once (`pagesPerVcpu` pages, partitioned, not overlapped), in order or in a seeded
  * random order; each access is a write with probability `writeRatio`.
  */
-import { PAGE_SIZE, SITES, parseSize, prng, shuffle, type Scenario, type Site } from "@faultline/shared";
+import { SITES, guestGfns, prng, shuffle, type Scenario, type Site } from "@faultline/shared";
 
 export interface Access {
   gfn: number;
@@ -25,20 +25,19 @@ function siteDrawer(s: Scenario, rnd: () => number): () => Site {
   };
 }
 
-/** All gfns of the memslots, in slot order. */
-function guestPages(s: Scenario): number[] {
+/** The first `n` gfns of the memslots, in slot order. */
+function guestPages(s: Scenario, n: number): number[] {
   const out: number[] = [];
-  for (const m of s.vm.memslots) {
-    const base = m.gpa / PAGE_SIZE;
-    const n = parseSize(m.size) / PAGE_SIZE;
-    for (let i = 0; i < n && out.length < s.vm.vcpus * s.workload.pagesPerVcpu; i++) out.push(base + i);
+  for (const g of guestGfns(s.vm.memslots)) {
+    if (out.length >= n) break;
+    out.push(g);
   }
   return out;
 }
 
 export function buildWorkload(s: Scenario, vcpu: number): Access[] {
   const per = s.workload.pagesPerVcpu;
-  const gfns = guestPages(s).slice(vcpu * per, (vcpu + 1) * per);
+  const gfns = guestPages(s, s.vm.vcpus * per).slice(vcpu * per, (vcpu + 1) * per);
   const rnd = prng(s.seed * 7919 + vcpu);
   if (s.workload.pattern === "random") shuffle(gfns, rnd);
   const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));

@@ -1,7 +1,7 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
 import { SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { LatencySchema, PauseSchema, VcpuResultSchema } from "./result.ts";
+import { LatencySchema, PagerCountersSchema, PauseSchema, VcpuResultSchema } from "./result.ts";
 
 const N = Type.Number();
 const NullN = Type.Union([Type.Number(), Type.Null()]);
@@ -22,12 +22,9 @@ export const VcpuReport = Type.Object({
 });
 
 export const PagerReport = Type.Object({
-  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N, removes: N,
+  ...PagerCountersSchema.properties,
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   kworkersAsleep: Type.Integer(),
-  writeprotects: N, poisons: N, wakeCalls: N,
-  eventsByPtid: Type.Record(Type.String(), Type.Integer()),
-  waitQueueLockMs: N,
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
 });
 

@@ -49,6 +49,18 @@ export const VcpuResultSchema = Type.Object({
   error: Type.Union([Type.String(), Type.Null()]),
 });
 
+/** The pager's counters, as reported by the pager and kept in the result. */
+export const PagerCountersSchema = Type.Object({
+  faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
+  /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
+  removes: N,
+  writeprotects: N, poisons: N, wakeCalls: N,
+  /** UFFD_EVENT_PAGEFAULTs by feat.ptid (UFFD_FEATURE_THREAD_ID), "0" without it */
+  eventsByPtid: Type.Record(Type.String(), Type.Integer()),
+  /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
+  waitQueueLockMs: N,
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -60,16 +72,7 @@ export const ResultSchema = Type.Object(
     vcpus: Type.Array(VcpuResultSchema),
     pause: Type.Union([Type.Null(), PauseSchema]),
     pauses: Type.Array(PauseSchema),
-    pager: Type.Object({
-      faultEvents: N, copies: N, zeropages: N, continues: N, eexist: N, wakes: N, duplicateRequests: N, resident: N, vmmRequests: N,
-      /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
-      removes: N,
-      writeprotects: N, poisons: N, wakeCalls: N,
-      /** UFFD_EVENT_PAGEFAULTs by feat.ptid (UFFD_FEATURE_THREAD_ID), "0" without it */
-      eventsByPtid: Type.Record(Type.String(), Type.Integer()),
-      /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
-      waitQueueLockMs: N,
-    }),
+    pager: PagerCountersSchema,
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
     /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
