@@ -21,7 +21,8 @@ describe("uffd surface", () => {
   });
 
   it("*_MODE_DONTWAKE + UFFDIO_WAKE - fills do not wake; one UFFDIO_WAKE wakes the batch", async () => {
-    const h = harness("6.13", { vcpus: 2, pages: 1, config: { wakeBatch: 2 } });
+    // a flush interval far beyond the test, so that only the batch count can wake
+    const h = harness("6.13", { vcpus: 2, pages: 1, config: { wakeBatch: 2, wakeFlushMs: 60_000 } });
     await until(() => h.uffd.waiters().length === 2, "both asleep");
     h.release(0);
     await settle(20);

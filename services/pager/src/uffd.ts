@@ -69,11 +69,16 @@ export interface UffdConfig {
   poison: ReadonlySet<number>;
   /** 1: fills wake; N: *_MODE_DONTWAKE fills and one UFFDIO_WAKE per N pages (or per flush) */
   wakeBatch: number;
+  /** a partial batch is woken after this long */
+  wakeFlushMs: number;
 }
 
-const DEFAULT_CONFIG: UffdConfig = { mode: "missing", threadId: false, sigbus: false, isZero: () => false, poison: new Set(), wakeBatch: 1 };
 /** A partial UFFDIO_WAKE batch is flushed after this long. */
 export const WAKE_FLUSH_MS = 1;
+
+const DEFAULT_CONFIG: UffdConfig = {
+  mode: "missing", threadId: false, sigbus: false, isZero: () => false, poison: new Set(), wakeBatch: 1, wakeFlushMs: WAKE_FLUSH_MS,
+};
 
 export interface UffdPorts {
   fetch: (gfn: number) => Promise<void>;
@@ -242,7 +247,7 @@ export class Uffd {
     if (this.config.wakeBatch > 1) {
       this.#wakeQueue.push(gfn);
       if (this.#wakeQueue.length >= this.config.wakeBatch) this.#flushWakes();
-      else this.#wakeTimer ??= setTimeout(() => this.#flushWakes(), WAKE_FLUSH_MS);
+      else this.#wakeTimer ??= setTimeout(() => this.#flushWakes(), this.config.wakeFlushMs);
       return "copied";
     }
     this.#wake(gfn);
