@@ -10,21 +10,37 @@ export function epochMs(): number {
 }
 
 export class RunClock {
-  readonly t0: number;
+  #t0: number | null = null;
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #queued: Array<[number, () => void]> = [];
   #cancelled = false;
-  constructor(t0: number) {
-    this.t0 = t0;
+  /** `t0` now, or later with `start(t0)`: timed actions wait for it (the run starts when every service has the VM). */
+  constructor(t0?: number) {
+    if (t0 !== undefined) this.#t0 = t0;
   }
-  /** ms since scenario start (negative before it). */
+  get t0(): number {
+    return this.#t0 ?? epochMs();
+  }
+  get started(): boolean {
+    return this.#t0 !== null;
+  }
+  /** Scenario time 0 is `t0` (epoch ms): arms every action queued with `at` so far. */
+  start(t0: number): void {
+    if (this.#t0 !== null) return;
+    this.#t0 = t0;
+    for (const [atMs, fn] of this.#queued.splice(0)) this.at(atMs, fn);
+  }
+  /** ms since scenario start (negative before it; 0 until started). */
   now(): number {
-    return epochMs() - this.t0;
+    return this.#t0 === null ? 0 : epochMs() - this.#t0;
   }
   /**
    * Runs `fn` at scenario time `atMs` (at once if already past), never before it: Node's timers run
    * off a coarse loop clock and can fire up to a millisecond early, so the remainder is waited out.
+   * Before `start`, the action waits for it.
    */
   at(atMs: number, fn: () => void): void {
+    if (this.#t0 === null) return void this.#queued.push([atMs, fn]);
     const arm = () => {
       const left = atMs - this.now();
       if (this.#cancelled) return;
@@ -48,6 +64,7 @@ export class RunClock {
   }
   cancelAll(): void {
     this.#cancelled = true;
+    this.#queued.length = 0;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
   }

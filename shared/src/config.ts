@@ -16,6 +16,12 @@ export const ConfigSchema = Type.Object({
   ),
   /** Timeout of ordinary (non-blocking) requests between services, ms. @default 5000 */
   FAULTLINE_RPC_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
+  /** A run ends `aborted` (FL_ERR_SERVICE_LOST) when a service holding its VM is silent this long, ms. @default 3000 */
+  FAULTLINE_LIVENESS_MS: Type.Integer({ minimum: 200, maximum: 600_000, default: 3000 }),
+  /** Services tear a VM down when the api has not renewed its lease for this long, ms. @default 5000 */
+  FAULTLINE_LEASE_MS: Type.Integer({ minimum: 200, maximum: 600_000, default: 5000 }),
+  /** Finished runs kept by the api (the oldest are deleted first). @default 1000 */
+  FAULTLINE_MAX_RUNS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
   /** The API's listen port. @default 8080 */
   FAULTLINE_API_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   /** The API's listen address. @default 0.0.0.0 */
@@ -31,7 +37,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   for (const k of CONFIG_ENV) {
     const v = env[k];
     if (v === undefined || v === "") continue;
-    raw[k] = /^(FAULTLINE_RPC_TIMEOUT_MS|FAULTLINE_API_PORT)$/.test(k) && /^[0-9]+$/.test(v) ? Number(v) : v;
+    raw[k] = /^(FAULTLINE_RPC_TIMEOUT_MS|FAULTLINE_API_PORT|FAULTLINE_LIVENESS_MS|FAULTLINE_LEASE_MS|FAULTLINE_MAX_RUNS)$/.test(k) && /^[0-9]+$/.test(v) ? Number(v) : v;
   }
   const c = withDefaults("environment", ConfigSchema, raw);
   if (!c.FAULTLINE_INSTANCE) c.FAULTLINE_INSTANCE = `${hostname()}-${process.pid}`;

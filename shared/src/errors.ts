@@ -67,11 +67,36 @@ export class RequestTimeoutError extends FaultlineError {
 export class RemoteError extends FaultlineError {
   readonly subject: string;
   readonly path: string | undefined;
-  constructor(subject: string, code: string, message: string, path?: string) {
+  readonly errno: string | undefined;
+  constructor(subject: string, code: string, message: string, path?: string, errno?: string) {
     super(code, `${subject}: ${message}`);
     this.name = "RemoteError";
     this.subject = subject;
     this.path = path;
+    this.errno = errno;
+  }
+}
+
+/** The local NATS connection is closed: nothing more can be sent. */
+export class ClosedConnectionError extends FaultlineError {
+  constructor(subject: string, cause?: unknown) {
+    super("FL_ERR_CLOSED", `NATS connection closed (request on ${subject})`, cause);
+    this.name = "ClosedConnectionError";
+  }
+}
+
+/** A service holding a run's VM stopped answering (dead, wedged or unreachable) within the liveness bound. */
+export class ServiceLostError extends FaultlineError {
+  readonly service: string;
+  readonly instance: string;
+  constructor(service: string, instance: string, why: string) {
+    super("FL_ERR_SERVICE_LOST", `service ${service} (${instance}) lost: ${why}`);
+    this.name = "ServiceLostError";
+    this.service = service;
+    this.instance = instance;
+  }
+  override toJSON(): { code: string; message: string; service: string } {
+    return { code: this.code, message: this.message, service: this.service };
   }
 }
 
@@ -95,4 +120,14 @@ export class NatsServerError extends FaultlineError {
     super("FL_ERR_NATS_SERVER", message, cause);
     this.name = "NatsServerError";
   }
+}
+
+const STATUS: Record<string, number> = {
+  FL_ERR_INVALID: 400, FL_ERR_BUDGET: 400, FL_ERR_PAYLOAD: 400, FL_ERR_NOT_FOUND: 404, FL_ERR_STATE: 409, FL_ERR_CONFLICT: 409, FL_ERR_CANCELLED: 409,
+  FL_ERR_NO_RESPONDERS: 503, FL_ERR_SERVICE_LOST: 503, FL_ERR_CLOSED: 503, FL_ERR_STORE: 503, FL_ERR_NATS_SERVER: 503, FL_ERR_TIMEOUT: 504,
+  FL_ERR_REMOTE: 502, FL_ERR_INTERNAL: 500,
+};
+/** HTTP status of an error code (the same table for NATS error headers and HTTP replies). */
+export function httpStatusOf(code: string): number {
+  return STATUS[code] ?? 500;
 }

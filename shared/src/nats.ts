@@ -1,20 +1,40 @@
 /**
- * The NATS layer every service uses: connect, validated request/reply with typed errors, validated
+ * The NATS layer every service uses: connect, request/reply that survives a reconnect, validated
  * handlers that answer errors micro-style (`Nats-Service-Error`, `Nats-Service-Error-Code` headers)
  * and keep serving, and a liveness responder.
+ *
+ * Requests are idempotent: each carries `Faultline-Req: <stream> <seq> <low>` and is re-sent (same id)
+ * after an attempt timeout, a no-responders answer or a reconnect. The serving side runs a request
+ * once: a duplicate joins the one in progress or gets the first outcome. `<low>` is the requester's
+ * lowest sequence still in flight, so the server forgets outcomes the requester can no longer ask for
+ * (memory bounded by what is in flight, not by the run's length).
+ *
+ * Payloads larger than the server's `max_payload` are chunked both ways (chunks.ts), so neither a big
+ * scenario nor a big report is ever a user-visible `MAX_PAYLOAD` error.
  */
-import { connect, headers, errors, type NatsConnection, type Msg, type Subscription } from "@nats-io/transport-node";
+import { connect, headers, errors, type MsgHdrs, type NatsConnection, type Msg, type Subscription } from "@nats-io/transport-node";
 import type { Static, TSchema } from "@sinclair/typebox";
+import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, ValidationError } from "./errors.ts";
+import { ClosedConnectionError, FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, ValidationError, httpStatusOf } from "./errors.ts";
 import { assertValid } from "./schemas/validate.ts";
 import { PingReply } from "./schemas/messages.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
+import { CHUNK_HEADER, ChunkAssembler, chunkLimit, fetchBlob, isBlobReply, offerBlob, uploadChunks } from "./chunks.ts";
 
 export const ERROR_HEADER = "Nats-Service-Error";
 export const ERROR_CODE_HEADER = "Nats-Service-Error-Code";
 export const FL_CODE_HEADER = "Faultline-Error-Code";
 export const TRACE_HEADER = "Faultline-Trace";
+export const REQ_HEADER = "Faultline-Req";
+
+/** Transport events (retries, give-ups), for the testbed's incident record. */
+export const transportEvents = new EventEmitter<{ retry: [RetryEvent] }>();
+export interface RetryEvent {
+  subject: string;
+  attempt: number;
+  reason: "timeout" | "no-responders" | "disconnected";
+}
 
 export interface ConnectOptions {
   servers: string;
@@ -28,9 +48,11 @@ export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
     servers: o.servers.split(","),
     name: o.name,
     waitOnFirstConnect: o.waitForServer ?? false,
-    maxReconnectAttempts: o.waitForServer ? -1 : 10,
-    reconnectTimeWait: 500,
-    pingInterval: 10_000,
+    // a testbed keeps trying: a run aborts by its own liveness bound, not by the client giving up
+    maxReconnectAttempts: o.waitForServer ? -1 : 120,
+    reconnectTimeWait: 250,
+    reconnectJitter: 50,
+    pingInterval: 5_000,
     noAsyncTraces: true,
   });
 }
@@ -43,12 +65,52 @@ export async function closeNats(nc: NatsConnection, ms = 3000): Promise<void> {
   if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }
 
-export interface RequestOptions {
-  timeoutMs: number;
-  trace?: string;
+/** One requester's sequence of idempotent requests (a vCPU's faults, the api's controls, ...). */
+export class ReqStream {
+  readonly name: string;
+  #seq = 0;
+  readonly #inflight = new Set<number>();
+  constructor(name: string) {
+    this.name = name.replace(/\s/g, "_");
+  }
+  begin(): number {
+    const s = ++this.#seq;
+    this.#inflight.add(s);
+    return s;
+  }
+  end(seq: number): void {
+    this.#inflight.delete(seq);
+  }
+  /** lowest sequence the requester may still re-send */
+  low(): number {
+    let low = this.#seq + 1;
+    for (const s of this.#inflight) if (s < low) low = s;
+    return low;
+  }
 }
 
-/** JSON request/reply; validates the reply; maps no-responders, timeouts and remote errors to typed errors. */
+const defaultStreams = new WeakMap<NatsConnection, ReqStream>();
+function defaultStream(nc: NatsConnection): ReqStream {
+  let s = defaultStreams.get(nc);
+  if (!s) defaultStreams.set(nc, (s = new ReqStream(`${nc.info?.client_id ?? "c"}.${process.pid}.${Math.random().toString(36).slice(2, 8)}`)));
+  return s;
+}
+
+export interface RequestOptions {
+  /** overall deadline across attempts */
+  timeoutMs: number;
+  /** one attempt's timeout; a request blocked longer is re-sent (and joined on the server). @default min(timeoutMs, 2000) */
+  attemptMs?: number;
+  trace?: string;
+  /** @default a per-connection stream */
+  stream?: ReqStream;
+  /** retry on timeouts and no-responders until the deadline. @default true */
+  retry?: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** JSON request/reply; validates the reply; retries; maps no-responders, timeouts and remote errors to typed errors. */
 export async function request<R extends TSchema>(
   nc: NatsConnection,
   subject: string,
@@ -56,23 +118,57 @@ export async function request<R extends TSchema>(
   replySchema: R,
   o: RequestOptions,
 ): Promise<Static<R>> {
-  const h = headers();
-  if (o.trace) h.set(TRACE_HEADER, o.trace);
-  let msg: Msg;
+  const stream = o.stream ?? defaultStream(nc);
+  const seq = stream.begin();
   try {
-    msg = await nc.request(subject, JSON.stringify(body), { timeout: o.timeoutMs, headers: h });
-  } catch (err) {
-    if (err instanceof errors.RequestError && err.isNoResponders()) throw new NoRespondersError(subject, err);
-    if (err instanceof errors.NoRespondersError) throw new NoRespondersError(subject, err);
-    if (err instanceof errors.TimeoutError) throw new RequestTimeoutError(subject, o.timeoutMs, err);
-    throw err;
+    const data = await requestRaw(nc, subject, JSON.stringify(body), o, stream, seq);
+    return assertValid(`reply on ${subject}`, replySchema, data);
+  } finally {
+    stream.end(seq);
   }
-  const remote = msg.headers?.get(ERROR_HEADER);
-  if (remote) {
-    const data = safeJson(msg) as { error?: { path?: string } } | undefined;
-    throw new RemoteError(subject, msg.headers?.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path);
+}
+
+async function requestRaw(nc: NatsConnection, subject: string, payload: string, o: RequestOptions, stream: ReqStream, seq: number): Promise<unknown> {
+  const deadline = performance.now() + o.timeoutMs;
+  const retry = o.retry ?? true;
+  const bytes = new TextEncoder().encode(payload);
+  let attempt = 0;
+  let last: FaultlineError | null = null;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) throw last ?? new RequestTimeoutError(subject, o.timeoutMs);
+    if (nc.isClosed()) throw new ClosedConnectionError(subject);
+    const h = headers();
+    if (o.trace) h.set(TRACE_HEADER, o.trace);
+    h.set(REQ_HEADER, `${stream.name} ${seq} ${stream.low()}`);
+    const per = Math.max(1, Math.min(left, o.attemptMs ?? 2000));
+    let msg: Msg;
+    try {
+      msg = bytes.length > chunkLimit(nc)
+        ? await uploadChunks(nc, subject, bytes, h, per)
+        : await nc.request(subject, bytes, { timeout: per, headers: h });
+    } catch (err) {
+      const noResp = (err instanceof errors.RequestError && err.isNoResponders()) || err instanceof errors.NoRespondersError;
+      if (noResp) last = new NoRespondersError(subject, err);
+      else if (err instanceof errors.TimeoutError) last = new RequestTimeoutError(subject, Math.round(performance.now() - (deadline - o.timeoutMs)), err);
+      else if (err instanceof FaultlineError) last = err;
+      else if (nc.isClosed()) throw new ClosedConnectionError(subject, err);
+      else last = new RequestTimeoutError(subject, o.timeoutMs, err);
+      if (!retry) throw last;
+      attempt++;
+      transportEvents.emit("retry", { subject, attempt, reason: noResp ? "no-responders" : nc.isClosed() ? "disconnected" : "timeout" });
+      // back off on no-responders (a service restarting, a subscription not yet re-registered)
+      if (noResp) await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5), Math.max(0, deadline - performance.now())));
+      continue;
+    }
+    const remote = msg.headers?.get(ERROR_HEADER);
+    if (remote) {
+      const data = safeJson(msg) as { error?: { path?: string; errno?: string } } | undefined;
+      throw new RemoteError(subject, msg.headers?.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path, data?.error?.errno);
+    }
+    if (isBlobReply(msg)) return JSON.parse(await fetchBlob(nc, msg, Math.max(1000, deadline - performance.now())));
+    return safeJson(msg);
   }
-  return assertValid(`reply on ${subject}`, replySchema, safeJson(msg));
 }
 
 function safeJson(msg: Msg): unknown {
@@ -84,31 +180,89 @@ function safeJson(msg: Msg): unknown {
 }
 
 export function publish(nc: NatsConnection, subject: string, body: unknown): void {
+  if (nc.isClosed()) return;
   nc.publish(subject, JSON.stringify(body));
 }
 
-function parseBody<S extends TSchema>(subject: string, schema: S, msg: Msg): Static<S> {
+function parseBody<S extends TSchema>(subject: string, schema: S, text: string | null): Static<S> {
   let data: unknown;
   try {
-    data = msg.json();
+    data = JSON.parse(text ?? "");
   } catch {
     throw new ValidationError(`message on ${subject}`, "", "body is not JSON");
   }
   return assertValid(`message on ${subject}`, schema, data);
 }
 
-function respondError(msg: Msg, err: unknown): void {
+export interface Reply {
+  data: string;
+  headers?: MsgHdrs;
+}
+
+function errorReply(err: unknown): Reply {
   const fe = err instanceof FaultlineError ? err : new FaultlineError("FL_ERR_INTERNAL", String((err as Error)?.message ?? err));
   const h = headers();
   h.set(ERROR_HEADER, fe.message.replace(/[\r\n]/g, " "));
-  h.set(ERROR_CODE_HEADER, fe instanceof ValidationError ? "400" : fe instanceof NotFoundError ? "404" : "500");
+  h.set(ERROR_CODE_HEADER, String(httpStatusOf(fe.code)));
   h.set(FL_CODE_HEADER, fe.code);
-  msg.respond(JSON.stringify({ error: fe.toJSON() }), { headers: h });
+  return { data: JSON.stringify({ error: fe.toJSON() }), headers: h };
+}
+
+/** Outcomes of idempotent requests, per requester stream: in progress (with joiners) or done. */
+class Dedup {
+  readonly #streams = new Map<string, Map<number, { reply: Reply | null; joiners: Msg[] }>>();
+  duplicates = 0;
+  /** fresh: first sight, run it and call done; otherwise it was answered (or joined the one in progress). */
+  claim(msg: Msg, header: string): { fresh: boolean; done: (r: Reply) => void } | null {
+    const [name, s, l] = header.split(" ");
+    const seq = Number(s);
+    const low = Number(l);
+    if (!name || !Number.isFinite(seq)) return null;
+    let st = this.#streams.get(name);
+    if (!st) this.#streams.set(name, (st = new Map()));
+    const seen = st.get(seq);
+    if (seen) {
+      this.duplicates++;
+      if (seen.reply) respond(msg, seen.reply);
+      else seen.joiners.push(msg);
+      return { fresh: false, done: () => undefined };
+    }
+    // forget what the requester will not ask for again
+    for (const [k, v] of st) if (k < low && v.reply) st.delete(k);
+    if (st.size > 50_000) for (const [k, v] of st) if (v.reply && st.size > 25_000) st.delete(k);
+    const entry = { reply: null as Reply | null, joiners: [] as Msg[] };
+    st.set(seq, entry);
+    return {
+      fresh: true,
+      done: (r) => {
+        entry.reply = r;
+        for (const j of entry.joiners) respond(j, r);
+        entry.joiners = [];
+      },
+    };
+  }
+}
+
+function respond(msg: Msg, r: Reply): void {
+  if (!msg.reply) return;
+  try {
+    msg.respond(r.data, r.headers ? { headers: r.headers } : undefined);
+  } catch {
+    /* connection closing: the requester retries */
+  }
+}
+
+export interface ServeOptions {
+  /** queue group: one member answers. @default "q" */
+  queue?: string;
+  /** the VM this subscription is for: a body naming another VM is rejected */
+  vm?: string;
 }
 
 /**
- * Serves requests on `subject`: validates the body, runs `handler`, replies with its JSON or with an
- * error. A bad message is answered (if it has a reply subject) and logged; the subscription lives on.
+ * Serves requests on `subject`: validates the body, runs `handler` once per idempotent request id,
+ * replies with its JSON or with an error. A bad message is answered (if it has a reply subject) and
+ * logged; the subscription lives on.
  */
 export function serve<S extends TSchema>(
   nc: NatsConnection,
@@ -116,19 +270,40 @@ export function serve<S extends TSchema>(
   subject: string,
   schema: S,
   handler: (body: Static<S>, msg: Msg) => unknown,
+  o: ServeOptions = {},
 ): Subscription {
+  const dedup = new Dedup();
+  const chunks = new ChunkAssembler();
+  const queue = o.queue ?? "q";
   return nc.subscribe(subject, {
+    ...(queue ? { queue } : {}),
     callback: (err, msg) => {
       if (err) return void log.error({ err, subject }, "subscription error");
+      let text: string | null;
+      if (msg.headers?.get(CHUNK_HEADER)) {
+        text = chunks.add(msg);
+        if (text === null) return; // a chunk, acknowledged; the last one carries the request
+      } else text = msg.data.length ? msg.string() : "";
+      const rh = msg.headers?.get(REQ_HEADER);
+      const slot = rh ? dedup.claim(msg, rh) : null;
+      if (slot && !slot.fresh) return;
       void (async () => {
-        const body = parseBody(msg.subject, schema, msg);
+        const body = parseBody(msg.subject, schema, text);
+        if (o.vm !== undefined && (body as { vm?: unknown }).vm !== undefined && (body as { vm?: unknown }).vm !== o.vm) {
+          throw new ValidationError(`message on ${msg.subject}`, "/vm", `the body names VM ${String((body as { vm?: unknown }).vm)} but the subject is VM ${o.vm}'s`);
+        }
         const out = await handler(body, msg);
-        if (msg.reply) msg.respond(JSON.stringify(out ?? { ok: true }));
-      })().catch((e: unknown) => {
-        const level = e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
-        log[level]({ err: e, subject: msg.subject }, "request failed");
-        if (msg.reply) respondError(msg, e);
-      });
+        return offerBlob(nc, JSON.stringify(out ?? { ok: true }));
+      })()
+        .catch((e: unknown) => {
+          const level = e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
+          log[level]({ err: e, subject: msg.subject }, "request failed");
+          return errorReply(e);
+        })
+        .then((r: Reply) => {
+          respond(msg, r);
+          slot?.done(r);
+        });
     },
   });
 }
@@ -140,11 +315,13 @@ export function listen<S extends TSchema>(
   subject: string,
   schema: S,
   handler: (body: Static<S>, msg: Msg) => void,
+  o: ServeOptions = {},
 ): Subscription {
+  // events go to every subscriber (no queue group): each interested service sees them
   return serve(nc, log, subject, schema, (b, m) => {
     handler(b, m);
     return undefined;
-  });
+  }, { ...o, queue: o.queue ?? "" });
 }
 
 /** Answers `fl.svc.<name>.ping` with identity and uptime (the health check the API aggregates). */

@@ -1,14 +1,209 @@
 /**
- * Process scaffolding shared by the five services: config, logger, NATS connection, liveness
- * responder, per-VM state registry, and a clean shutdown on SIGTERM/SIGINT.
+ * How a Faultline service is declared and hosted. A service is one definition: its name, a per-VM
+ * state class, and the per-VM endpoints it answers. The host runs the run lifecycle for it:
+ *
+ *   claim (queue group: one instance takes the VM, answering with its instance id)
+ *   → setup on that instance's own subject (creates the VM's state, subscribes ONLY that VM's subjects,
+ *     so two stacks or two instances on one NATS never process a VM twice; nothing runs yet)
+ *   → start {t0} (timers and vCPU threads start from scenario time 0)
+ *   → report (the state plus what the testbed itself did: loop delay, stalls, incidents)
+ *   → teardown.
+ *
+ * Every VM is held under a lease that the api renews; a VM whose lease lapses (api gone) is torn down.
+ * Every instance heartbeats (`fl.hb.<service>`) with the VMs it holds, so the api notices a dead,
+ * wedged or unreachable service within its liveness bound.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "pino";
 import { connectionName, loadConfig, type Config } from "./config.ts";
-import { NotFoundError, ValidationError } from "./errors.ts";
+import { epochMs } from "./clock.ts";
 import { createLogger } from "./log.ts";
-import { closeNats, connectNats, servePing } from "./nats.ts";
-import type { ServiceName } from "./subjects.ts";
+import { closeNats, connectNats, listen, serve, servePing } from "./nats.ts";
+import { ClaimMsg, Empty, LeaseMsg, SetupMsg, StartMsg } from "./schemas/messages.ts";
+import type { Scenario } from "./schemas/scenario.ts";
+import { subjects, type ServiceName } from "./subjects.ts";
+import { TestbedMonitor, type VmTestbed } from "./testbed.ts";
+import { watchParent } from "./parent-watch.ts";
+
+/** How often an instance heartbeats and checks its leases. */
+export const HEARTBEAT_MS = 250;
+
+export interface VmContext {
+  vm: string;
+  trace: string;
+  scenario: Scenario;
+  nc: NatsConnection;
+  log: Logger;
+  config: Config;
+  service: ServiceName;
+  instance: string;
+  testbed: VmTestbed;
+  monitor: TestbedMonitor;
+}
+
+/** One VM's state in one service. */
+export interface VmState {
+  /** scenario time 0 is `t0` (epoch ms) */
+  start(t0: number): void;
+  report(): unknown;
+  close(): void;
+  /** the connection is back after a disconnect: re-publish what others may have missed */
+  resync?(): void;
+}
+
+export interface Endpoint<V> {
+  /** the per-VM subject */
+  subject: (vm: string) => string;
+  schema: TSchema;
+  /** an event (publish, no reply; every subscriber sees it) rather than a request */
+  event?: boolean;
+  handler: (state: V, body: never, ctx: VmContext) => unknown;
+}
+
+export interface ServiceDefinition<V extends VmState> {
+  name: ServiceName;
+  version: string;
+  description: string;
+  create: (ctx: VmContext) => V;
+  endpoints: Array<Endpoint<V>>;
+}
+
+/** Declares a per-VM endpoint with the body type derived from its schema. */
+export function endpoint<V, S extends TSchema>(
+  subject: (vm: string) => string,
+  schema: S,
+  handler: (state: V, body: Static<S>, ctx: VmContext) => unknown,
+  o: { event?: boolean } = {},
+): Endpoint<V> {
+  return { subject, schema, handler: handler as Endpoint<V>["handler"], ...(o.event ? { event: true } : {}) };
+}
+
+export function defineService<V extends VmState>(def: ServiceDefinition<V>): ServiceDefinition<V> {
+  return def;
+}
+
+interface Held<V> {
+  state: V;
+  ctx: VmContext;
+  subs: Subscription[];
+  leaseUntil: number;
+  leaseMs: number;
+}
+
+export interface HostedService {
+  vms: () => number;
+  stop: () => Promise<void>;
+}
+
+/** Hosts a service definition on a connection (the process entry point and tests both use this). */
+export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: NatsConnection, log: Logger, config: Config): HostedService {
+  const instance = config.FAULTLINE_INSTANCE;
+  const monitor = new TestbedMonitor(def.name, instance, log).start(nc);
+  const held = new Map<string, Held<V>>();
+
+  const teardown = (vm: string, why: string): boolean => {
+    const h = held.get(vm);
+    if (!h) return false;
+    held.delete(vm);
+    for (const s of h.subs) s.unsubscribe();
+    try {
+      h.state.close();
+    } catch (err) {
+      log.error({ err, vm }, "close failed");
+    }
+    monitor.untrack(vm);
+    log.info({ vm, why }, "vm torn down");
+    return true;
+  };
+
+  const setup = (m: Static<typeof SetupMsg>) => {
+    if (held.has(m.vm)) return { ok: true as const, instance }; // a retried setup
+    const vlog = log.child({ vm: m.vm });
+    const testbed = monitor.track(m.vm);
+    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor };
+    let state: V;
+    try {
+      state = def.create(ctx);
+    } catch (err) {
+      monitor.untrack(m.vm);
+      throw err;
+    }
+    const h: Held<V> = { state, ctx, subs: [], leaseUntil: performance.now() + m.leaseMs, leaseMs: m.leaseMs };
+    held.set(m.vm, h);
+    const vm = m.vm;
+    const on = { vm };
+    for (const e of def.endpoints) {
+      const fn = (body: unknown) => e.handler(h.state, body as never, ctx);
+      h.subs.push(e.event ? listen(nc, vlog, e.subject(vm), e.schema, fn, on) : serve(nc, vlog, e.subject(vm), e.schema, fn, on));
+    }
+    h.subs.push(
+      serve(nc, vlog, subjects.start(vm, def.name), StartMsg, (b) => {
+        const late = epochMs() - b.t0;
+        if (late > 50) monitor.incident(vm, "start-late", `start reached ${def.name} ${Math.round(late)} ms after t0`, late);
+        h.state.start(b.t0);
+        return { ok: true };
+      }, on),
+      serve(nc, vlog, subjects.report(vm, def.name), Empty, async () => ({ ...(await h.state.report() as object), testbed: testbed.summary(def.name, instance) }), on),
+      serve(nc, vlog, subjects.teardown(vm, def.name), Empty, () => ({ ok: teardown(vm, "teardown") }), on),
+      listen(nc, vlog, subjects.lease(vm), LeaseMsg, (b) => {
+        h.leaseUntil = performance.now() + b.leaseMs;
+        h.leaseMs = b.leaseMs;
+      }, on),
+    );
+    vlog.info({ trace: m.trace, leaseMs: m.leaseMs }, "vm created");
+    return { ok: true as const, instance };
+  };
+
+  const subs: Subscription[] = [
+    serve(nc, log, subjects.claim(def.name), ClaimMsg, () => ({ instance }), { queue: `fl.${def.name}` }),
+    serve(nc, log, subjects.setup(def.name, instance), SetupMsg, setup, { queue: "" }),
+    servePing(nc, log, def.name, instance, () => held.size),
+  ];
+
+  const beat = setInterval(() => {
+    const now = performance.now();
+    for (const [vm, h] of held) {
+      if (now > h.leaseUntil) {
+        monitor.incident(vm, "lease-lapsed", `lease of ${h.leaseMs} ms not renewed`);
+        log.warn({ vm, leaseMs: h.leaseMs }, "lease lapsed (api gone?): tearing the VM down");
+        teardown(vm, "lease lapsed");
+      }
+    }
+    if (!nc.isClosed()) nc.publish(subjects.heartbeat(def.name), JSON.stringify({ service: def.name, instance, vms: [...held.keys()], atMs: epochMs() }));
+  }, HEARTBEAT_MS);
+  beat.unref();
+
+  // after a reconnect, messages published while we were away may be lost: resync now and again
+  // shortly after (the peers reconnect on their own schedule); leases restart from now
+  monitor.onReconnect(() => {
+    for (const h of held.values()) h.leaseUntil = performance.now() + h.leaseMs;
+    for (const delay of [0, 1000, 3000]) {
+      setTimeout(() => {
+        for (const h of held.values()) h.state.resync?.();
+      }, delay).unref();
+    }
+  });
+
+  return {
+    vms: () => held.size,
+    stop: async () => {
+      clearInterval(beat);
+      for (const s of subs) s.unsubscribe();
+      for (const vm of [...held.keys()]) teardown(vm, "service stopping");
+      monitor.stop();
+    },
+  };
+}
+
+/**
+ * A service process: connects (waiting for NATS forever, so compose can start in any order), hosts
+ * the definition, and on SIGTERM/SIGINT (or when the parent that started it is gone) stops it and
+ * drains the connection.
+ */
+export async function runService<V extends VmState>(def: ServiceDefinition<V>): Promise<void> {
+  await runProcess(def.name, async ({ nc, log, config }) => hostService(def, nc, log, config));
+}
 
 export interface ServiceContext {
   name: ServiceName;
@@ -17,43 +212,11 @@ export interface ServiceContext {
   config: Config;
 }
 
-/** Per-VM state held by one service instance. */
-export class VmRegistry<T extends { close?: () => void }> {
-  readonly #vms = new Map<string, T>();
-  get size(): number {
-    return this.#vms.size;
-  }
-  get(vm: string): T {
-    const s = this.#vms.get(vm);
-    if (!s) throw new NotFoundError("VM", vm);
-    return s;
-  }
-  find(vm: string): T | undefined {
-    return this.#vms.get(vm);
-  }
-  add(vm: string, state: T): void {
-    if (this.#vms.has(vm)) throw new ValidationError("setup", "/vm", `VM ${vm} already exists`);
-    this.#vms.set(vm, state);
-  }
-  delete(vm: string): boolean {
-    const s = this.#vms.get(vm);
-    s?.close?.();
-    return this.#vms.delete(vm);
-  }
-  closeAll(): void {
-    for (const vm of [...this.#vms.keys()]) this.delete(vm);
-  }
-}
-
-export type Stop = () => Promise<void> | void;
-
-/**
- * Runs a service process: connects (waiting for NATS forever, so compose can start in any order),
- * answers pings, calls `start`, and on SIGTERM/SIGINT stops it and drains the connection.
- */
-export async function runService(
+/** Process scaffolding shared by every service (and the api): config, logger, NATS, ping, clean exit. */
+export async function runProcess(
   name: ServiceName,
-  start: (ctx: ServiceContext) => Promise<{ stop: Stop; vms: () => number }>,
+  start: (ctx: ServiceContext) => Promise<{ stop: () => Promise<void> | void; vms: () => number }>,
+  o: { ping?: boolean } = {},
 ): Promise<void> {
   const config = loadConfig();
   const log = createLogger(name, config);
@@ -62,11 +225,15 @@ export async function runService(
     process.exit(1);
   });
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
+  watchParent((why) => {
+    log.warn({ why }, "parent gone; exiting");
+    process.exit(1);
+  });
   const nc = await connectNats({ servers: config.NATS_URL, name: connectionName(name, config.FAULTLINE_INSTANCE), waitForServer: true });
   const svc = await start({ name, nc, log, config });
-  servePing(nc, log, name, config.FAULTLINE_INSTANCE, svc.vms);
+  if (o.ping) servePing(nc, log, name, config.FAULTLINE_INSTANCE, svc.vms);
   await nc.flush();
-  log.info({ nats: nc.getServer() }, "service ready");
+  log.info({ nats: nc.getServer(), instance: config.FAULTLINE_INSTANCE }, "service ready");
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

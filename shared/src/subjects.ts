@@ -7,6 +7,10 @@ export const SERVICES = ["vcpu", "mmu", "pager", "signals", "api"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 const VM_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const INSTANCE = /^[A-Za-z0-9_-]{1,128}$/;
+export function isInstanceId(id: string): boolean {
+  return INSTANCE.test(id);
+}
 export function isVmId(id: string): boolean {
   return VM_ID.test(id);
 }
@@ -16,8 +20,17 @@ const vm = (id: string, rest: string) => `fl.vm.${id}.${rest}`;
 export const subjects = {
   /** `$SRV.PING`-like liveness of one service (any instance answers). */
   ping: (svc: ServiceName) => `fl.svc.${svc}.ping`,
-  /** api → every service: create / report / destroy the VM's state in that service. */
-  setup: (id: string, svc: ServiceName) => vm(id, `${svc}.setup`),
+  /** api → one instance of a service (queue group): "will you hold this VM?"; the answer names the instance. */
+  claim: (svc: ServiceName) => `fl.svc.${svc}.claim`,
+  /** api → the claiming instance: create the VM's state (subscribes its per-VM subjects; nothing runs yet). */
+  setup: (svc: ServiceName, instance: string) => `fl.svc.${svc}.i.${instance}.setup`,
+  /** api → the owner: scenario time 0 is `t0`; start the timers and (vcpu) the vCPU threads. */
+  start: (id: string, svc: ServiceName) => vm(id, `${svc}.start`),
+  /** api → owners of the VM: the lease on it is renewed; an owner whose lease lapses tears the VM down. */
+  lease: (id: string) => vm(id, "lease"),
+  /** every service instance → api: alive, and the VMs it holds. */
+  heartbeat: (svc: ServiceName) => `fl.hb.${svc}`,
+  /** per-service report and teardown of the VM's state. */
   report: (id: string, svc: ServiceName) => vm(id, `${svc}.report`),
   teardown: (id: string, svc: ServiceName) => vm(id, `${svc}.teardown`),
   /** vcpu → mmu: an EPT violation (`kvm_mmu_page_fault`). Blocks as long as the fault does. */

@@ -14,37 +14,57 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import Fastify from "fastify";
 import { ErrorSchema, errorHandler } from "./errors.ts";
 import { RunManager, type Run } from "./runs.ts";
+import type { RunStore } from "./store.ts";
 
 export interface AppOptions {
   nc: NatsConnection;
   log: Logger;
   rpcTimeoutMs: number;
+  livenessMs: number;
+  leaseMs: number;
+  store: RunStore;
 }
 
 const RunId = Type.Object({ id: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }) });
+const STATUSES = ["starting", "running", "completed", "failed", "aborted", "cancelled"] as const;
+const StatusSchema = Type.Union(STATUSES.map((s) => Type.Literal(s)), {
+  description: "completed: ran to its end; aborted: a service holding the VM was lost (error.service names it; result.partial); cancelled: DELETE while running; failed: could not start",
+});
 const RunView = Type.Object({
   id: Type.String(),
-  status: Type.Union(["starting", "running", "completed", "failed"].map((s) => Type.Literal(s))),
+  status: StatusSchema,
   scenario: Type.String(),
   createdAt: Type.String(),
+  endedAt: Type.Union([Type.String(), Type.Null()]),
   elapsedMs: Type.Union([Type.Number(), Type.Null()]),
   durationMs: Type.Number(),
   vcpus: Type.Array(Type.Object({ state: Type.String(), pagesTouched: Type.Integer() })),
-  error: Type.Union([Type.Null(), Type.Object({ code: Type.String(), message: Type.String() })]),
+  error: Type.Union([Type.Null(), Type.Object({ code: Type.String(), message: Type.String(), service: Type.Optional(Type.String()) })]),
   result: Type.Union([Type.Null(), Type.Ref("Result")]),
 });
+const ListQuery = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }),
+    cursor: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$", description: "nextCursor of the previous page" })),
+    status: Type.Optional(StatusSchema),
+  },
+  { additionalProperties: false },
+);
+const RunList = Type.Object({ runs: Type.Array(Type.Omit(RunView, ["result"])), nextCursor: Type.Union([Type.String(), Type.Null()]) });
 const errs = { 400: Type.Ref("Error"), 404: Type.Ref("Error"), 409: Type.Ref("Error"), 503: Type.Ref("Error"), 504: Type.Ref("Error") };
 
 function view(r: Run) {
+  const ended = r.endedAt !== null ? Date.parse(r.endedAt) : null;
   return {
-    id: r.id, status: r.status, scenario: r.scenario.name, createdAt: r.createdAt,
-    elapsedMs: r.t0 === null ? null : Math.round(Math.min(epochMs() - r.t0, r.result?.durationMs ?? Infinity)),
+    id: r.id, status: r.status, scenario: r.scenario.name, createdAt: r.createdAt, endedAt: r.endedAt,
+    elapsedMs: r.t0 === null ? null : Math.round(Math.min((ended ?? epochMs()) - r.t0, r.result?.durationMs ?? Infinity)),
     durationMs: r.scenario.durationMs, vcpus: r.vcpus, error: r.error, result: r.result,
   };
 }
 
 export async function buildApp(o: AppOptions) {
-  const runs = new RunManager(o.nc, o.log, o.rpcTimeoutMs);
+  const runs = new RunManager(o.nc, o.log, { rpcTimeoutMs: o.rpcTimeoutMs, livenessMs: o.livenessMs, leaseMs: o.leaseMs, store: o.store });
+  await runs.recover();
   const app = Fastify({ loggerInstance: o.log, requestIdHeader: "x-request-id", bodyLimit: 4 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
   app.addContentTypeParser(["application/yaml", "application/x-yaml", "text/yaml"], { parseAs: "string" }, (_req, body, done) => {
@@ -67,7 +87,7 @@ export async function buildApp(o: AppOptions) {
 
   app.post("/v1/runs", {
     schema: {
-      tags: ["runs"], operationId: "createRun", summary: "Run a scenario (JSON or YAML body, model.md §7)",
+      tags: ["runs"], operationId: "createRun", summary: "Run a scenario (JSON or YAML body; see docs/scenarios.md)",
       body: ScenarioSchema, response: { 202: RunView, ...errs },
     },
     // one validator for CLI and API: defaults, schema, then the semantic checks, with the field's path
@@ -80,11 +100,22 @@ export async function buildApp(o: AppOptions) {
     },
   }, async (req, reply) => reply.status(202).send(view(runs.start(parseScenario(req.body)))));
 
-  app.get("/v1/runs", { schema: { tags: ["runs"], operationId: "listRuns", response: { 200: Type.Array(RunView) } } }, async () =>
-    runs.list().map(view));
+  app.get("/v1/runs", {
+    schema: { tags: ["runs"], operationId: "listRuns", summary: "Runs, newest first, a page at a time (results via GET /v1/runs/:id)", querystring: ListQuery, response: { 200: RunList, ...errs } },
+  }, async (req) => {
+    const page = await runs.list(req.query);
+    return { runs: page.runs.map((r) => ({ ...view(r), result: undefined })), nextCursor: page.nextCursor };
+  });
 
   app.get("/v1/runs/:id", { schema: { tags: ["runs"], operationId: "getRun", params: RunId, response: { 200: RunView, ...errs } } }, async (req) =>
-    view(runs.get(req.params.id)));
+    view(await runs.get(req.params.id)));
+
+  app.delete("/v1/runs/:id", {
+    schema: {
+      tags: ["runs"], operationId: "deleteRun", summary: "Cancel a running run (torn down everywhere, status cancelled) or delete an ended one",
+      params: RunId, response: { 200: Type.Object({ id: Type.String(), status: Type.String() }), ...errs },
+    },
+  }, async (req) => runs.remove(req.params.id));
 
   app.post("/v1/runs/:id/signals", {
     schema: {

@@ -1,5 +1,5 @@
 /** api service process: QMP/HMP's role, the experimenter's HTTP control API. */
-import { runService } from "@faultline/shared";
+import { runProcess } from "@faultline/shared";
 import { startApi } from "./index.ts";
 
-await runService("api", startApi);
+await runProcess("api", startApi, { ping: true });

@@ -1,26 +1,77 @@
 /**
- * Assembles the result document (model.md §7) from the services' reports. Pure: the joins that
- * need two services live here. A vCPU is `blocked` when it has a fault outstanding and the pager
- * has it asleep in `handle_userfault`; a signal still pending on a vCPU asleep in a state that
- * signal cannot wake (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`.
+ * Assembles the result document from the services' reports. Pure: the joins that need two services
+ * live here. A vCPU is `blocked` when it has a fault outstanding and the pager has it asleep in
+ * `handle_userfault`; a signal still pending on a vCPU asleep in a state that signal cannot wake
+ * (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`.
+ *
+ * A report may be missing (its service was lost, or the run was cancelled): the result is then
+ * `partial`, names the missing services, and holds what the others reported; the vCPUs' states
+ * and pages then come from the live view the api kept.
  */
-import { isFatal, type MmuReport, type PagerReport, type Result, type Scenario, type SignalsReport, type VcpuReport } from "@faultline/shared";
+import {
+  isFatal, summarize, type Incident, type MmuReport, type PagerReport, type Result, type Scenario, type ServiceTestbed, type SignalsReport, type Testbed, type VcpuReport,
+} from "@faultline/shared";
 
 export interface Reports {
-  vcpu: VcpuReport;
-  pager: PagerReport;
-  signals: SignalsReport;
-  mmu: MmuReport;
+  vcpu?: VcpuReport;
+  pager?: PagerReport;
+  signals?: SignalsReport;
+  mmu?: MmuReport;
 }
 
-export function assembleResult(runId: string, scenario: Scenario, r: Reports): Result {
-  const waiters = new Map(r.pager.waiters.map((w) => [w.vcpu, w]));
-  const vcpus = r.vcpu.vcpus.map((v) => {
+export interface AssembleContext {
+  runId: string;
+  scenario: Scenario;
+  t0: number;
+  /** the live view: vCPU states and pages, used when the vcpu report is missing */
+  live: Array<{ state: string; pagesTouched: number }>;
+  /** the api's own incidents (service lost, cancellation, its NATS outages) */
+  incidents: Incident[];
+  missing: string[];
+  /** elapsed scenario time when the run ended, ms */
+  nowMs: number;
+}
+
+const ZERO = summarize([]);
+
+function emptyVcpu(ctx: AssembleContext): VcpuReport {
+  const pages = ctx.scenario.workload.pagesPerVcpu;
+  return {
+    nowMs: ctx.nowMs,
+    vcpus: ctx.live.map((v, id) => ({
+      id, state: v.state as VcpuReport["vcpus"][number]["state"], inFault: null, exits: {},
+      stat: { exits: 0, pf_taken: 0, pf_fast: 0, pf_fixed: 0, pf_spurious: 0, pf_emulate: 0, pf_mmio_spte_created: 0, signal_exits: 0, halt_exits: 0, halt_wakeup: 0, insn_emulation: 0 },
+      blocktimeMs: 0, hwpoisonSigbus: 0, pagesTouched: v.pagesTouched, pages, doneAtMs: null, spinCpuMs: 0, error: "report missing",
+    })),
+    faultSlow: ZERO, faultFast: ZERO, faultAsync: ZERO,
+    demandPaging: { totalGuestExecutionS: 0, perVcpuRate: 0, overallRate: 0, allDone: false },
+    testbed: undefined as unknown as ServiceTestbed,
+  };
+}
+
+const EMPTY_PAGER: Omit<PagerReport, "testbed"> = {
+  faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0,
+  writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, waiters: [], kworkersAsleep: 0, stalls: [],
+};
+const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], signalToExit: ZERO };
+const EMPTY_MMU: Omit<MmuReport, "testbed"> = {
+  faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, sptes: 0, invalidateSeq: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0,
+  memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null,
+};
+
+export function assembleResult(ctx: AssembleContext, r: Reports): Result {
+  const scenario = ctx.scenario;
+  const vcpuR = r.vcpu ?? emptyVcpu(ctx);
+  const pagerR = r.pager ?? (EMPTY_PAGER as PagerReport);
+  const signalsR = r.signals ?? (EMPTY_SIGNALS as SignalsReport);
+  const mmuR = r.mmu ?? (EMPTY_MMU as MmuReport);
+  const waiters = new Map(pagerR.waiters.map((w) => [w.vcpu, w]));
+  const vcpus = vcpuR.vcpus.map((v) => {
     const w = v.inFault ? waiters.get(v.id) : undefined;
     let blockedIn = w && v.inFault ? { site: v.inFault.site, gfn: w.gfn, waitState: w.waitState, sinceMs: w.sinceMs } : null;
     // the async-PF artificial halt: the vCPU sleeps in kvm_vcpu_block, not in the uffd
     if (v.inFault?.waitState) blockedIn = { site: "apf-halt", gfn: v.inFault.gfn, waitState: v.inFault.waitState, sinceMs: v.inFault.sinceMs };
-    const signals = r.signals.records
+    const signals = signalsR.records
       .filter((s) => s.vcpu === v.id)
       .map((s) => {
         let outcome: Result["vcpus"][number]["signals"][number]["outcome"] = s.outcome ?? "pending";
@@ -29,25 +80,71 @@ export function assembleResult(runId: string, scenario: Scenario, r: Reports): R
       });
     const { inFault: _inFault, ...rest } = v;
     // a task still busy-looping at the end has spun since it entered the loop
-    if (blockedIn?.waitState === "SPINNING") rest.spinCpuMs = Math.round((rest.spinCpuMs + r.vcpu.nowMs - blockedIn.sinceMs) * 1000) / 1000;
+    if (blockedIn?.waitState === "SPINNING") rest.spinCpuMs = Math.round((rest.spinCpuMs + vcpuR.nowMs - blockedIn.sinceMs) * 1000) / 1000;
     return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
   });
-  const { waiters: _w, stalls: _s, kworkersAsleep: _k, ...pager } = r.pager;
+  const { waiters: _w, stalls: _s, kworkersAsleep: _k, testbed: _t, ...pager } = pagerR;
+  const testbed = assembleTestbed(ctx, r, vcpuR);
   return {
     scenario: scenario.name,
-    runId,
-    durationMs: Math.round(r.vcpu.nowMs),
+    runId: ctx.runId,
+    durationMs: Math.round(r.vcpu ? vcpuR.nowMs : ctx.nowMs),
     profile: scenario.kernel.profile,
     vcpus,
-    pause: r.signals.pauses.at(-1) ?? null,
-    pauses: r.signals.pauses,
+    pause: signalsR.pauses.at(-1) ?? null,
+    pauses: signalsR.pauses,
     pager,
-    latency: { faultSlow: r.vcpu.faultSlow, faultFast: r.vcpu.faultFast, faultAsync: r.vcpu.faultAsync, signalToExit: r.signals.signalToExit },
-    asyncPf: r.mmu.asyncPf,
+    latency: { faultSlow: vcpuR.faultSlow, faultFast: vcpuR.faultFast, faultAsync: vcpuR.faultAsync, signalToExit: signalsR.signalToExit },
+    asyncPf: mmuR.asyncPf,
     mmu: {
-      memslotInvalid: r.mmu.memslotInvalid, roFaults: r.mmu.roFaults, zapped: r.mmu.zapped, invalidateSeq: r.mmu.invalidateSeq, hwpoison: r.mmu.hwpoison,
-      memoryFaults: r.mmu.memoryFaults, uaccess: r.mmu.uaccess, vcpuMap: r.mmu.vcpuMap, gpcRefresh: r.mmu.gpcRefresh,
+      memslotInvalid: mmuR.memslotInvalid, roFaults: mmuR.roFaults, zapped: mmuR.zapped, invalidateSeq: mmuR.invalidateSeq, hwpoison: mmuR.hwpoison,
+      memoryFaults: mmuR.memoryFaults, uaccess: mmuR.uaccess, vcpuMap: mmuR.vcpuMap, gpcRefresh: mmuR.gpcRefresh,
     },
-    demandPaging: r.vcpu.demandPaging,
+    demandPaging: vcpuR.demandPaging,
+    partial: ctx.missing.length > 0,
+    missing: ctx.missing,
+    testbed,
   };
+}
+
+/** Each service's loop delay, every incident on the run's clock, and a warning when the testbed was not quiet. */
+function assembleTestbed(ctx: AssembleContext, r: Reports, vcpuR: VcpuReport): Testbed {
+  const services: Testbed["services"] = {};
+  const incidents: Testbed["incidents"] = [];
+  const toRun = (i: Omit<Incident, "kind"> & { kind: string }) => ({ ...i, atMs: Math.round((i.at - ctx.t0) * 10) / 10 });
+  for (const rep of [r.vcpu, r.mmu, r.pager, r.signals]) {
+    const t = rep?.testbed;
+    if (!t) continue;
+    const { incidents: inc, incidentsDropped: _d, ...rest } = t;
+    services[t.service] = rest;
+    for (const i of inc) incidents.push(omitAt(toRun(i)));
+  }
+  for (const i of ctx.incidents) incidents.push(omitAt(toRun(i)));
+  incidents.sort((a, b) => a.atMs - b.atMs);
+  return { services, incidents, warning: warning(services, incidents, vcpuR) };
+}
+
+function omitAt<T extends { at: number }>(i: T): Omit<T, "at"> {
+  const { at: _at, ...rest } = i;
+  return rest;
+}
+
+/**
+ * The testbed's own delay is "not small" when a service's event loop lagged more than a tenth of the
+ * median fault latency it reports (at least 1 ms), or when samples overlapped a testbed stall.
+ */
+function warning(services: Testbed["services"], incidents: Testbed["incidents"], v: VcpuReport): string | null {
+  const worst = Object.values(services).reduce<{ svc: string; p99: number } | null>((w, s) => (!w || s.loopDelay.p99Ms > w.p99 ? { svc: s.service, p99: s.loopDelay.p99Ms } : w), null);
+  const p50Ms = Math.max(v.faultSlow.p50Us, v.faultFast.p50Us) / 1000;
+  const stalled = (v.faultSlow.testbedStalled ?? 0) + (v.faultFast.testbedStalled ?? 0);
+  const outages = incidents.filter((i) => i.kind === "nats-disconnect" || i.kind === "loop-stall").length;
+  const parts: string[] = [];
+  if (worst && worst.p99 > Math.max(1, p50Ms / 10)) parts.push(`${worst.svc} event-loop delay p99 ${worst.p99} ms vs fault p50 ${round(p50Ms)} ms`);
+  if (stalled) parts.push(`${stalled} latency samples overlapped a testbed stall`);
+  if (outages) parts.push(`${outages} testbed outages (loop stalls, NATS disconnects)`);
+  return parts.length ? `testbed noise: ${parts.join("; ")}` : null;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

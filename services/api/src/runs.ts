@@ -1,25 +1,26 @@
 /**
- * Scenario runs: create the VM in every service (each gets the scenario and a shared `t0`), follow
- * the vCPUs' state events, end at `durationMs` (or earlier once nothing more can happen), collect
- * the reports, assemble the result, tear the VM down. Live controls act on a running VM.
+ * Scenario runs: the lifecycle (lifecycle.ts) driven per run, the lease renewed while it lives, its
+ * owners watched (liveness.ts), the end (durationMs, all vCPUs done, a lost service, a cancel), the
+ * result assembled from whatever reports came back, and every run persisted in the run store
+ * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  MmuReport, NotFoundError, Ok, PagerReport, PauseReply, SendReply, SignalsReport, StallReply, StateError, VcpuReport,
-  VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
-  type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
+  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
+  type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { randomBytes } from "node:crypto";
-import { assembleResult } from "./result.ts";
 import { Type } from "@sinclair/typebox";
+import { randomBytes } from "node:crypto";
+import { CORE, collectReports, renewLease, setupVm, startVm, teardownVm, type Owners } from "./lifecycle.ts";
+import { Liveness } from "./liveness.ts";
+import { assembleResult } from "./result.ts";
+import type { RunRecord, RunStore } from "./store.ts";
 
 const MemslotReply = Type.Object({ zapped: Type.Integer() });
 const DropReply = Type.Object({ dropped: Type.Integer() });
 
-export type RunStatus = "starting" | "running" | "completed" | "failed";
-const CORE = ["vcpu", "mmu", "pager", "signals"] as const;
-/** Lead time between setup and scenario time 0, so every service has scheduled its timers. */
-const LEAD_MS = 150;
+export type RunStatus = RunRecord["status"];
+const ENDED: ReadonlySet<RunStatus> = new Set(["completed", "failed", "aborted", "cancelled"]);
 
 export interface Run {
   id: string;
@@ -27,89 +28,159 @@ export interface Run {
   scenario: Scenario;
   createdAt: string;
   t0: number | null;
+  endedAt: string | null;
   vcpus: Array<{ state: VcpuStateName; pagesTouched: number }>;
   result: Result | null;
-  error: { code: string; message: string } | null;
+  error: { code: string; message: string; service?: string } | null;
   done: Promise<void>;
 }
 
+interface Live extends Run {
+  owners: Owners;
+  cancelled: boolean;
+  incidents: Incident[];
+}
+
+export interface RunManagerOptions {
+  rpcTimeoutMs: number;
+  livenessMs: number;
+  leaseMs: number;
+  store: RunStore;
+}
+
 export class RunManager {
-  readonly #runs = new Map<string, Run>();
+  /** runs this api instance drives, and recently ended ones (results are read from the store after that) */
+  readonly #live = new Map<string, Live>();
   readonly #nc: NatsConnection;
   readonly #log: Logger;
-  readonly #timeoutMs: number;
+  readonly #o: RunManagerOptions;
+  readonly #liveness: Liveness;
+  readonly store: RunStore;
 
-  constructor(nc: NatsConnection, log: Logger, rpcTimeoutMs: number) {
+  constructor(nc: NatsConnection, log: Logger, o: RunManagerOptions) {
     this.#nc = nc;
     this.#log = log;
-    this.#timeoutMs = rpcTimeoutMs;
+    this.#o = o;
+    this.store = o.store;
+    this.#liveness = new Liveness(nc, log, o.livenessMs);
   }
 
-  list(): Run[] {
-    return [...this.#runs.values()];
+  /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
+  async recover(): Promise<number> {
+    let n = 0;
+    for (const status of ["starting", "running"] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.list({ limit: 100, status, ...(cursor ? { cursor } : {}) });
+        for (const rec of page.runs) {
+          if (this.#live.has(rec.id)) continue;
+          rec.status = "aborted";
+          rec.endedAt = new Date().toISOString();
+          rec.error = { code: "FL_ERR_SERVICE_LOST", service: "api", message: "the api restarted while the run was in progress; its VM was torn down when the lease lapsed" };
+          await this.store.put(rec);
+          n++;
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }
+    if (n) this.#log.warn({ runs: n }, "runs left by a previous api marked aborted");
+    return n;
   }
 
-  get(id: string): Run {
-    const r = this.#runs.get(id);
-    if (!r) throw new NotFoundError("run", id);
-    return r;
+  /** Live or stored run; the result is read from the store for runs this api no longer holds. */
+  async get(id: string): Promise<Run> {
+    const live = this.#live.get(id);
+    if (live) return live;
+    const rec = await this.store.get(id);
+    if (!rec) throw new NotFoundError("run", id);
+    const result = ENDED.has(rec.status) ? ((await this.store.getResult(id)) as Result | null) : null;
+    return { ...rec, vcpus: rec.vcpus as Run["vcpus"], result, done: Promise.resolve() };
+  }
+
+  async list(q: { limit: number; cursor?: string; status?: RunStatus }): Promise<{ runs: Run[]; nextCursor: string | null }> {
+    const page = await this.store.list(q);
+    const runs = page.runs.map((rec) => this.#live.get(rec.id) ?? { ...rec, vcpus: rec.vcpus as Run["vcpus"], result: null, done: Promise.resolve() });
+    return { runs, nextCursor: page.nextCursor };
+  }
+
+  /** Runs this api drives now. */
+  active(): Run[] {
+    return [...this.#live.values()].filter((r) => !ENDED.has(r.status));
   }
 
   start(scenario: Scenario): Run {
     const id = `r${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
-    const run: Run = {
-      id, status: "starting", scenario, createdAt: new Date().toISOString(), t0: null,
+    const run: Live = {
+      id, status: "starting", scenario, createdAt: new Date().toISOString(), t0: null, endedAt: null,
       vcpus: Array.from({ length: scenario.vm.vcpus }, () => ({ state: "running" as const, pagesTouched: 0 })),
-      result: null, error: null, done: Promise.resolve(),
+      result: null, error: null, done: Promise.resolve(), owners: {}, cancelled: false, incidents: [],
     };
-    this.#runs.set(id, run);
-    run.done = this.#drive(run).catch((err: unknown) => {
-      run.status = "failed";
-      const e = err as { code?: string; message?: string };
-      run.error = { code: e.code ?? "FL_ERR_INTERNAL", message: e.message ?? String(err) };
-      this.#log.error({ err, run: id }, "run failed");
-    });
+    this.#live.set(id, run);
+    void this.#persist(run);
+    run.done = this.#drive(run)
+      .catch((err: unknown) => {
+        run.status = "failed";
+        const e = err as { code?: string; message?: string };
+        run.error = { code: e.code ?? "FL_ERR_INTERNAL", message: e.message ?? String(err) };
+        this.#log.error({ err, run: id }, "run failed");
+      })
+      .finally(() => this.#finish(run));
     return run;
   }
 
-  async #drive(run: Run): Promise<void> {
+  /** DELETE: a running run is cancelled (torn down everywhere); an ended one is deleted. */
+  async remove(id: string): Promise<{ id: string; status: RunStatus | "deleted" }> {
+    const live = this.#live.get(id);
+    if (live && !ENDED.has(live.status)) {
+      live.cancelled = true;
+      await live.done;
+      return { id, status: live.status };
+    }
+    this.#live.delete(id);
+    if (!(await this.store.delete(id)) && !live) throw new NotFoundError("run", id);
+    return { id, status: "deleted" };
+  }
+
+  async #drive(run: Live): Promise<void> {
     const vm = run.id;
     const s = run.scenario;
+    const o = { rpcTimeoutMs: this.#o.rpcTimeoutMs, leaseMs: this.#o.leaseMs };
     const sub: Subscription = listen(this.#nc, this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => {
       const v = run.vcpus[m.vcpu];
       if (v) Object.assign(v, { state: m.state, pagesTouched: m.pagesTouched });
     });
-    const created: Array<(typeof CORE)[number]> = [];
+    const lease = setInterval(() => renewLease(this.#nc, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
     try {
-      const t0 = epochMs() + LEAD_MS;
-      await Promise.all(
-        CORE.map(async (svc) => {
-          await request(this.#nc, subjects.setup(vm, svc), { vm, trace: `${vm}.setup`, scenario: s, t0 }, Ok, { timeoutMs: this.#timeoutMs });
-          created.push(svc);
-        }),
-      );
-      run.t0 = t0;
+      await setupVm(this.#nc, this.#log, vm, s, o, run.owners);
+      run.t0 = await startVm(this.#nc, vm, o);
       run.status = "running";
-      this.#log.info({ run: vm, scenario: s.name }, "run started");
-      await this.#waitForEnd(run, t0);
-      const reports = await this.#reports(vm);
-      run.result = assembleResult(run.id, s, reports);
-      run.status = "completed";
-      this.#log.info({ run: vm, durationMs: run.result.durationMs }, "run completed");
+      void this.#persist(run);
+      this.#log.info({ run: vm, scenario: s.name, owners: Object.fromEntries(Object.entries(run.owners).map(([k, v]) => [k, v.instance])) }, "run started");
+      const lost = await this.#waitForEnd(run);
+      const skip = new Set<string>(lost ? [lost.service] : []);
+      const { reports, missing, errors } = await collectReports(this.#nc, vm, run.owners, lost || run.cancelled ? 1500 : this.#o.rpcTimeoutMs, skip);
+      const nowMs = epochMs() - run.t0;
+      if (!lost && !run.cancelled && missing.length) {
+        // a service died between the end and its report: that is a lost service too
+        const svc = missing[0]!;
+        run.incidents.push(this.#incident("service-lost", `${svc} did not report: ${errors[svc]?.message ?? "no answer"}`));
+        run.error = { code: "FL_ERR_SERVICE_LOST", service: svc, message: `service ${svc} did not report: ${errors[svc]?.message ?? "no answer"}` };
+      }
+      run.result = assembleResult({ runId: run.id, scenario: s, t0: run.t0, live: run.vcpus, incidents: run.incidents, missing, nowMs }, reports);
+      run.status = lost || run.error ? "aborted" : run.cancelled ? "cancelled" : "completed";
+      this.#log.info({ run: vm, status: run.status, durationMs: run.result.durationMs, missing }, "run ended");
     } finally {
+      clearInterval(lease);
       sub.unsubscribe();
-      await Promise.all(
-        created.map((svc) =>
-          request(this.#nc, subjects.teardown(vm, svc), { vm, trace: `${vm}.teardown` }, Ok, { timeoutMs: this.#timeoutMs }).catch((err: unknown) =>
-            this.#log.warn({ err, run: vm, svc }, "teardown failed"),
-          ),
-        ),
-      );
+      await teardownVm(this.#nc, this.#log, vm, run.owners, this.#o.rpcTimeoutMs);
     }
   }
 
-  /** Ends at durationMs; earlier when all vCPUs are killed, or done/killed with every planned event past. */
-  async #waitForEnd(run: Run, t0: number): Promise<void> {
+  /**
+   * Ends at durationMs; earlier when all vCPUs are killed, or done/killed with every planned event
+   * past; at once when cancelled; with the lost service when an owner stops heartbeating.
+   */
+  async #waitForEnd(run: Live): Promise<ServiceLostError | null> {
     const s = run.scenario;
     const planned = [
       ...s.signals.map((p) => p.atMs),
@@ -119,66 +190,108 @@ export class RunManager {
     ];
     const lastEvent = Math.max(0, ...planned);
     for (;;) {
-      const now = epochMs() - t0;
-      if (now >= s.durationMs) return;
+      if (run.cancelled) {
+        run.incidents.push(this.#incident("cancelled", "cancelled through the API"));
+        return null;
+      }
+      for (const owner of Object.values(run.owners)) {
+        const why = this.#liveness.lost(owner, run.id);
+        if (why) {
+          const err = new ServiceLostError(owner.service, owner.instance, why);
+          run.error = err.toJSON();
+          run.incidents.push(this.#incident("service-lost", err.message));
+          this.#log.error({ run: run.id, service: owner.service, instance: owner.instance, why }, "service lost: aborting the run");
+          return err;
+        }
+      }
+      const now = epochMs() - run.t0!;
+      if (now >= s.durationMs) return null;
       if (s.endWhenDone && now > 0) {
         const states = run.vcpus.map((v) => v.state);
-        if (states.every((x) => x === "killed")) return;
-        if (now > lastEvent + 50 && states.every((x) => x === "done" || x === "killed")) return;
+        if (states.every((x) => x === "killed")) return null;
+        if (now > lastEvent + 50 && states.every((x) => x === "done" || x === "killed")) return null;
       }
       await new Promise((r) => setTimeout(r, Math.min(25, s.durationMs - now)));
     }
   }
 
-  async #reports(vm: string) {
-    const o = { timeoutMs: this.#timeoutMs };
-    const body = { vm, trace: `${vm}.report` };
-    const [vcpu, pager, signals, mmu] = await Promise.all([
-      request(this.#nc, subjects.report(vm, "vcpu"), body, VcpuReport, o),
-      request(this.#nc, subjects.report(vm, "pager"), body, PagerReport, o),
-      request(this.#nc, subjects.report(vm, "signals"), body, SignalsReport, o),
-      request(this.#nc, subjects.report(vm, "mmu"), body, MmuReport, o),
-    ]);
-    return { vcpu, pager, signals, mmu };
+  #incident(kind: Incident["kind"], detail: string): Incident {
+    return { at: epochMs(), service: "api", instance: process.env.FAULTLINE_INSTANCE ?? `api-${process.pid}`, kind, detail };
   }
 
-  #running(id: string): Run {
-    const r = this.get(id);
+  async #finish(run: Live): Promise<void> {
+    run.endedAt = new Date().toISOString();
+    try {
+      if (run.result) await this.store.putResult(run.id, run.result);
+      await this.#persist(run);
+      await this.store.prune();
+    } catch (err) {
+      this.#log.error({ err, run: run.id }, "could not persist the run (kept in memory)");
+      return; // keep it in #live: nothing recorded is lost
+    }
+    // ended and stored: keep a few in memory for fast reads, the store has the rest
+    const ended = [...this.#live.values()].filter((r) => ENDED.has(r.status));
+    for (const r of ended.slice(0, Math.max(0, ended.length - 20))) this.#live.delete(r.id);
+  }
+
+  async #persist(run: Live): Promise<void> {
+    const rec: RunRecord = {
+      id: run.id, status: run.status, scenario: run.scenario, createdAt: run.createdAt, t0: run.t0, endedAt: run.endedAt,
+      error: run.error, vcpus: run.vcpus,
+    };
+    try {
+      await this.store.put(rec);
+    } catch (err) {
+      this.#log.warn({ err, run: run.id }, "run store put failed (kept in memory)");
+    }
+  }
+
+  #running(id: string): Live {
+    const r = this.#live.get(id);
+    if (!r) throw new NotFoundError("run", id);
     if (r.status !== "running") throw new StateError(`run ${id} is ${r.status}, not running`);
     return r;
   }
 
   async signal(id: string, vcpus: VcpuSelector, signal: SignalName) {
     const r = this.#running(id);
-    return request(this.#nc, subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, vcpus, signal, source: "api" }, SendReply, {
-      timeoutMs: this.#timeoutMs,
-    });
+    return request(this.#nc, subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, vcpus, signal, source: "api" }, SendReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async pause(id: string, action: "pause" | "resume") {
     const r = this.#running(id);
     const subject = action === "pause" ? subjects.pause(r.id) : subjects.resume(r.id);
-    return request(this.#nc, subject, { vm: r.id, trace: `${r.id}.api` }, PauseReply, { timeoutMs: this.#timeoutMs });
+    return request(this.#nc, subject, { vm: r.id, trace: `${r.id}.api` }, PauseReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async stall(id: string, action: "stall" | "unstall") {
     const r = this.#running(id);
-    return request(this.#nc, subjects.stall(r.id), { vm: r.id, trace: `${r.id}.api`, action }, StallReply, { timeoutMs: this.#timeoutMs });
+    return request(this.#nc, subjects.stall(r.id), { vm: r.id, trace: `${r.id}.api`, action }, StallReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async memslot(id: string, op: MemslotOp) {
     const r = this.#running(id);
     const fixed = { ...op, ...(op.size !== undefined ? { size: parseSize(op.size) } : {}) };
-    return request(this.#nc, subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#timeoutMs });
+    return request(this.#nc, subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async drop(id: string, gfns: number[]) {
     const r = this.#running(id);
-    return request(this.#nc, subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#timeoutMs });
+    return request(this.#nc, subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#o.rpcTimeoutMs });
+  }
+
+  /** the scenario of a running run (for validating controls) */
+  scenarioOf(id: string): Scenario {
+    return this.#running(id).scenario;
   }
 
   async waitAll(): Promise<void> {
-    await Promise.all(this.list().map((r) => r.done));
+    await Promise.all(this.active().map((r) => r.done));
+  }
+
+  close(): void {
+    this.#liveness.close();
   }
 }
 
+export { CORE };

@@ -1,5 +1,5 @@
 /** mmu service process: `arch/x86/kvm/mmu` + the gfn→pfn layer of `virt/kvm/kvm_main.c`. */
 import { runService } from "@faultline/shared";
-import { startMmu } from "./index.ts";
+import { mmuService } from "./index.ts";
 
-await runService("mmu", startMmu);
+await runService(mmuService);

@@ -1,36 +1,21 @@
-/** The pager service: wires `VmPager` to NATS. */
-import { DropReq, Empty, GupReq, ResolveReq, SetupMsg, StallReq, WakeMsg, VmRegistry, listen, serve, subjects, type ServiceContext } from "@faultline/shared";
+/** The pager service: one `VmPager` (uffd + page source) per VM. */
+import { DropReq, GupReq, ResolveReq, StallReq, WakeMsg, defineService, endpoint, subjects } from "@faultline/shared";
 import { VmPager } from "./pager.ts";
 
 export { Uffd, WAKE_FLUSH_MS, type GupRequest, type GupResult, type PagerCounters, type UffdConfig } from "./uffd.ts";
 export { PageSource } from "./source.ts";
 export { VmPager } from "./pager.ts";
 
-export async function startPager({ nc, log }: ServiceContext) {
-  const vms = new VmRegistry<VmPager>();
-  const subs = [
-    serve(nc, log, subjects.setup("*", "pager"), SetupMsg, (m) => {
-      vms.add(m.vm, new VmPager(nc, m.vm, m.scenario, m.t0));
-      log.info({ vm: m.vm, trace: m.trace }, "vm created");
-      return { ok: true };
-    }),
-    serve(nc, log, subjects.gup("*"), GupReq, async (m) => {
-      const r = await vms.get(m.vm).uffd.gup(m);
-      log.debug({ vm: m.vm, vcpu: m.vcpu, gfn: m.gfn, ...r }, "gup done");
-      return r;
-    }),
-    serve(nc, log, subjects.resolve("*"), ResolveReq, async (m) => ({ result: await vms.get(m.vm).uffd.resolve(m.gfn, m.vcpu) })),
-    listen(nc, log, subjects.wake("*"), WakeMsg, (m) => vms.find(m.vm)?.uffd.setPending(m.vcpu, m.pending, m.fatal)),
-    serve(nc, log, subjects.drop("*"), DropReq, (m) => vms.get(m.vm).drop(m.gfns)),
-    serve(nc, log, subjects.stall("*"), StallReq, (m) => vms.get(m.vm).setStalled(m.action === "stall")),
-    serve(nc, log, subjects.report("*", "pager"), Empty, (m) => vms.get(m.vm).report()),
-    serve(nc, log, subjects.teardown("*", "pager"), Empty, (m) => ({ ok: vms.delete(m.vm) })),
-  ];
-  return {
-    vms: () => vms.size,
-    stop: () => {
-      for (const s of subs) s.unsubscribe();
-      vms.closeAll();
-    },
-  };
-}
+export const pagerService = defineService<VmPager>({
+  name: "pager",
+  version: "0.1.0",
+  description: "mm/gup.c + fs/userfaultfd.c + the userspace fault handler and its page source",
+  create: (ctx) => new VmPager(ctx),
+  endpoints: [
+    endpoint(subjects.gup, GupReq, (v: VmPager, m) => v.uffd.gup(m)),
+    endpoint(subjects.resolve, ResolveReq, async (v: VmPager, m) => ({ result: await v.uffd.resolve(m.gfn, m.vcpu) })),
+    endpoint(subjects.wake, WakeMsg, (v: VmPager, m) => v.uffd.setPending(m.vcpu, m.pending, m.fatal), { event: true }),
+    endpoint(subjects.drop, DropReq, (v: VmPager, m) => v.drop(m.gfns)),
+    endpoint(subjects.stall, StallReq, (v: VmPager, m) => v.setStalled(m.action === "stall")),
+  ],
+});

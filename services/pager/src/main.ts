@@ -1,5 +1,5 @@
 /** pager service process: `mm/gup.c` + `fs/userfaultfd.c` + the userspace fault handler. */
 import { runService } from "@faultline/shared";
-import { startPager } from "./index.ts";
+import { pagerService } from "./index.ts";
 
-await runService("pager", startPager);
+await runService(pagerService);

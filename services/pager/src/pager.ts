@@ -2,12 +2,12 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { RunClock, guestGfns, prng, publish, subjects, type Scenario } from "@faultline/shared";
+import { RunClock, guestGfns, prng, publish, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
 
-export class VmPager {
+export class VmPager implements VmState {
   readonly uffd: Uffd;
   readonly source: PageSource;
   readonly clock: RunClock;
@@ -16,10 +16,11 @@ export class VmPager {
   readonly #nc: NatsConnection;
   readonly #vm: string;
 
-  constructor(nc: NatsConnection, vm: string, scenario: Scenario, t0: number) {
+  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario">) {
+    const { nc, vm, scenario } = ctx;
     this.#nc = nc;
     this.#vm = vm;
-    this.clock = new RunClock(t0);
+    this.clock = new RunClock();
     this.source = new PageSource(scenario.pager.latency.us);
     this.uffd = new Uffd({
       fetch: (gfn) => this.source.fetch(gfn),
@@ -46,6 +47,11 @@ export class VmPager {
       this.clock.at(s.atMs, () => this.setStalled(true));
       this.clock.at(s.atMs + s.forMs, () => this.setStalled(false));
     }
+  }
+
+  /** Scenario time 0: the stall windows and drops are scheduled from it. */
+  start(t0: number): void {
+    this.clock.start(t0);
   }
 
   /** MADV_DONTNEED: drop pages; the mmu notifier (in the mmu service) invalidates them. */

@@ -40,7 +40,9 @@ export class PauseController {
 
   /** Track vCPU states (from `vcpu.state` events); a park may complete the pause. */
   onState(vcpu: number, state: string): void {
+    const was = this.#states.get(vcpu);
     this.#states.set(vcpu, state);
+    if (was === state) return; // a repeated announcement (resync) is not a park
     if (state === "paused" && this.#current && this.#current.completedAtMs === null) {
       if (this.#unparked().length === 0) this.#complete();
       else this.#kick(); // qemu_cond_wait returned: kick everyone again

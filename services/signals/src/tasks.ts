@@ -22,7 +22,7 @@ export interface SignalRecord {
 
 export interface PendingChange {
   vcpu: number;
-  kind: "signal_wake_up" | "dequeued";
+  kind: "signal_wake_up" | "dequeued" | "resync";
   signal?: SignalName;
   fatal: boolean;
   pending: SignalName[];

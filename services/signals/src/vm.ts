@@ -1,13 +1,13 @@
 /** One VM in the signals service: tasks, the signal plan, the VMM's pause/resume, and their NATS side. */
 import {
   RunClock, SIG_IPI, StopReply, publish, request, selectVcpus, subjects, summarize,
-  type Scenario, type SignalName, type SignalSourceName, type VcpuSelector,
+  type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PauseController } from "./pause.ts";
 import { Tasks, type Outcome, type PendingChange } from "./tasks.ts";
 
-export class VmSignals {
+export class VmSignals implements VmState {
   readonly tasks: Tasks;
   readonly pause: PauseController;
   readonly clock: RunClock;
@@ -15,10 +15,12 @@ export class VmSignals {
   readonly #vm: string;
   #trace = 0;
 
-  constructor(nc: NatsConnection, vm: string, scenario: Scenario, t0: number, rpcTimeoutMs: number) {
+  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number } }) {
+    const { nc, vm, scenario } = ctx;
+    const rpcTimeoutMs = ctx.config.FAULTLINE_RPC_TIMEOUT_MS;
     this.#nc = nc;
     this.#vm = vm;
-    this.clock = new RunClock(t0);
+    this.clock = new RunClock();
     const n = scenario.vm.vcpus;
     this.tasks = new Tasks(n);
     const body = () => ({ vm, trace: this.#nextTrace("stop") });
@@ -33,6 +35,18 @@ export class VmSignals {
     const { pauseAllAtMs, resumeAtMs } = scenario.vmm;
     if (pauseAllAtMs !== undefined) this.clock.at(pauseAllAtMs, () => void this.pause.pause().catch(() => undefined));
     if (resumeAtMs !== undefined) this.clock.at(resumeAtMs, () => void this.pause.resume().catch(() => undefined));
+  }
+
+  /** Scenario time 0: the signal plan and the VMM's pause/resume are scheduled from it. */
+  start(t0: number): void {
+    this.clock.start(t0);
+  }
+
+  /** After a reconnect: every task's pending set again (a wake or dequeue may have been lost). */
+  resync(): void {
+    for (let v = 0; v < this.tasks.vcpus; v++) {
+      this.#publish({ vcpu: v, kind: "resync", fatal: this.tasks.fatalPending(v), pending: this.tasks.pendingOf(v) });
+    }
   }
 
   send(sel: VcpuSelector, signal: SignalName, source: SignalSourceName) {

@@ -1,5 +1,5 @@
 /** vcpu service process: the vCPU threads (`KVM_RUN`) and the VMM's userspace loop. */
 import { runService } from "@faultline/shared";
-import { startVcpu } from "./index.ts";
+import { vcpuService } from "./index.ts";
 
-await runService("vcpu", startVcpu);
+await runService(vcpuService);

@@ -23,6 +23,8 @@ export interface VcpuPorts {
   resolve: (vcpu: number, gfn: number) => Promise<unknown>;
   state: (vcpu: number, state: VcpuStateName, pagesTouched: number) => void;
   now: () => number;
+  /** did a testbed stall (a service that could not run, a NATS outage) overlap [fromMs, toMs] of scenario time? */
+  testbedStalled?: (fromMs: number, toMs: number) => boolean;
 }
 
 export interface VcpuStat {
@@ -67,6 +69,9 @@ export class Vcpu {
   /** fault → page ready of async page faults, µs */
   readonly asyncUs: number[] = [];
   error: string | null = null;
+  /** latency samples that overlapped a testbed stall: they measure the testbed, not the model */
+  readonly testbedStalled = { slow: 0, fast: 0 };
+  #faultStalled = false;
   #pending: SignalName[] = [];
   #fatal = false;
   #stop = false;
@@ -265,13 +270,25 @@ export class Vcpu {
     } finally {
       this.inFault = null;
     }
-    const dt = this.ports.now() - t;
+    const end = this.ports.now();
+    const dt = end - t;
+    const stalled = this.#faultStalled || (this.ports.testbedStalled?.(t, end) ?? false);
+    this.#faultStalled = false;
     this.spinCpuMs += r.spinMs;
     if (r.sleeps > 0) {
       this.slowUs.push(dt * 1000);
       this.blocktimeMs += dt;
-    } else this.fastUs.push(dt * 1000);
+      if (stalled) this.testbedStalled.slow++;
+    } else {
+      this.fastUs.push(dt * 1000);
+      if (stalled) this.testbedStalled.fast++;
+    }
     return r;
+  }
+
+  /** A testbed stall ended at `toMs` (scenario time): if this vCPU's fault was in flight before then, its sample is tainted. */
+  noteTestbedStall(toMs: number): void {
+    if (this.inFault && this.inFault.sinceMs < toMs) this.#faultStalled = true;
   }
 
   /** `kvm_vcpu_block`: sleep until an async-PF completion, a signal, death, or the VM goes away. */

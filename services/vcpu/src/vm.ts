@@ -1,37 +1,44 @@
 /** One VM in the vcpu service: its vCPU tasks, their ports onto NATS, and the per-VM report. */
 import {
-  DequeueReply, FaultReply, ResolveReply, RunClock, publish, request, subjects, summarize,
-  type Scenario, type SignalName, type VcpuStateName,
+  DequeueReply, FaultReply, ReqStream, ResolveReply, RunClock, publish, request, subjects, summarize,
+  type SignalName, type VcpuStateName, type VmContext, type VmState,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Logger } from "pino";
 import { Vcpu, type VcpuPorts } from "./vcpu.ts";
 import { buildWorkload } from "./workload.ts";
 
-export class VcpuVm {
+export class VcpuVm implements VmState {
   readonly vcpus: Vcpu[];
-  readonly clock: RunClock;
-  readonly #stopProgress: () => void;
+  readonly clock = new RunClock();
+  readonly #nc: NatsConnection;
+  readonly #vm: string;
+  #stopProgress: () => void = () => undefined;
+  readonly #stopWindows: () => void;
 
-  constructor(nc: NatsConnection, log: Logger, vm: string, s: Scenario, t0: number, rpcTimeoutMs: number) {
-    this.clock = new RunClock(t0);
+  constructor(ctx: VmContext) {
+    const { nc, vm, scenario: s, log } = ctx;
+    this.#nc = nc;
+    this.#vm = vm;
+    const rpcTimeoutMs = ctx.config.FAULTLINE_RPC_TIMEOUT_MS;
     const faultTimeoutMs = s.durationMs + 30_000; // a fault may block for the whole run
-    let seq = 0;
+    // each vCPU thread is one idempotent request stream: a request re-sent across a reconnect runs once
+    const streams = Array.from({ length: s.vm.vcpus }, (_, i) => new ReqStream(`${ctx.instance}.${vm}.vcpu${i}`));
+    const rq = <T>(vcpu: number, f: (stream: ReqStream, trace: string) => Promise<T>, kind: string) => {
+      const st = streams[vcpu]!;
+      return f(st, `${vm}.${vcpu}.${kind}`);
+    };
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
       fault: (vcpu, gfn, write, site) =>
-        request(nc, subjects.fault(vm), { vm, trace: `${vm}.${vcpu}.f${++seq}`, vcpu, gfn, write, site }, FaultReply, {
-          timeoutMs: faultTimeoutMs,
-        }),
+        rq(vcpu, (stream, trace) => request(nc, subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream }), "f"),
       dequeue: async (vcpu, atMs, outcome, via) =>
-        void (await request(nc, subjects.dequeue(vm), { vm, trace: `${vm}.${vcpu}.d${++seq}`, vcpu, atMs, outcome, via }, DequeueReply, {
-          timeoutMs: rpcTimeoutMs,
-        })),
+        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: rpcTimeoutMs, stream }), "d")),
       apfReady: (vcpu, gfn, token) =>
-        request(nc, subjects.apfReady(vm), { vm, trace: `${vm}.${vcpu}.a${token}`, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs }),
+        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs, stream }), "a"),
       resolve: (vcpu, gfn) =>
-        request(nc, subjects.resolve(vm), { vm, trace: `${vm}.${vcpu}.r${++seq}`, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs }),
-      state: (vcpu, state, pagesTouched) => this.#announce(nc, vm, vcpu, state, pagesTouched),
+        rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream }), "r"),
+      state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
+      testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to),
     };
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
     this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
@@ -39,23 +46,41 @@ export class VcpuVm {
       for (const v of this.vcpus) {
         v.run().catch((err: unknown) => {
           v.error = err instanceof Error ? err.message : String(err);
-          log.error({ vm, vcpu: v.id, err }, "vCPU thread failed");
+          log.error({ vcpu: v.id, err }, "vCPU thread failed");
         });
       }
     });
-    // progress for live views: pagesTouched of running vCPUs, four times a second
+    this.#stopWindows = ctx.monitor.onWindow((w) => {
+      if (!this.clock.started) return;
+      const toMs = w.to - this.clock.t0;
+      for (const v of this.vcpus) v.noteTestbedStall(toMs);
+    });
+  }
+
+  /** Scenario time 0: the vCPU threads enter KVM_RUN. */
+  start(t0: number): void {
+    this.clock.start(t0);
+    // progress for live views: pagesTouched of running vCPUs four times a second, and every state once a second
     const last = new Map<number, number>();
+    let n = 0;
     this.#stopProgress = this.clock.every(250, () => {
+      const all = ++n % 4 === 0;
       for (const v of this.vcpus) {
-        if (last.get(v.id) === v.pagesTouched) continue;
+        if (!all && last.get(v.id) === v.pagesTouched) continue;
         last.set(v.id, v.pagesTouched);
-        this.#announce(nc, vm, v.id, v.state, v.pagesTouched);
+        this.#announce(v.id, v.state, v.pagesTouched);
       }
     });
   }
 
-  #announce(nc: NatsConnection, vm: string, vcpu: number, state: VcpuStateName, pagesTouched: number): void {
-    publish(nc, subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
+  /** After a reconnect: announce every vCPU's state again (an announcement may have been lost). */
+  resync(): void {
+    for (const v of this.vcpus) this.#announce(v.id, v.state, v.pagesTouched);
+  }
+
+  #announce(vcpu: number, state: VcpuStateName, pagesTouched: number): void {
+    const vm = this.#vm;
+    publish(this.#nc, subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
   }
 
   /** SPTEs were zapped: every vCPU's guest faults on those pages again. */
@@ -99,8 +124,8 @@ export class VcpuVm {
     return {
       nowMs: now,
       vcpus,
-      faultSlow: summarize(this.vcpus.flatMap((v) => v.slowUs)),
-      faultFast: summarize(this.vcpus.flatMap((v) => v.fastUs)),
+      faultSlow: { ...summarize(this.vcpus.flatMap((v) => v.slowUs)), testbedStalled: this.vcpus.reduce((n, v) => n + v.testbedStalled.slow, 0) },
+      faultFast: { ...summarize(this.vcpus.flatMap((v) => v.fastUs)), testbedStalled: this.vcpus.reduce((n, v) => n + v.testbedStalled.fast, 0) },
       faultAsync: summarize(this.vcpus.flatMap((v) => v.asyncUs)),
       demandPaging: {
         allDone,
@@ -113,6 +138,7 @@ export class VcpuVm {
 
   close(): void {
     this.#stopProgress();
+    this.#stopWindows();
     this.clock.cancelAll();
     for (const v of this.vcpus) v.close();
   }

@@ -23,7 +23,22 @@ export const VcpuStateSchema = lit(["running", "blocked", "paused", "halted", "d
 export const Empty = Strict({ ...Envelope });
 export const Ok = Strict({ ok: Type.Literal(true) });
 
-export const SetupMsg = Strict({ ...Envelope, scenario: ScenarioSchema, t0: Type.Number({ description: "epoch ms of scenario time 0" }) });
+export const ClaimMsg = Strict({ ...Envelope });
+export const ClaimReply = Strict({ instance: Type.String({ pattern: "^[A-Za-z0-9_-]{1,128}$" }) });
+export const SetupMsg = Strict({
+  ...Envelope,
+  scenario: ScenarioSchema,
+  leaseMs: Type.Integer({ minimum: 100, maximum: 600_000, description: "the VM is torn down when its lease is not renewed for this long" }),
+});
+export const SetupReply = Strict({ ok: Type.Literal(true), instance: Type.String() });
+export const StartMsg = Strict({ ...Envelope, t0: Type.Number({ description: "epoch ms of scenario time 0" }) });
+export const LeaseMsg = Strict({ ...Envelope, leaseMs: Type.Integer({ minimum: 100 }) });
+export const HeartbeatMsg = Strict({
+  service: Type.String(),
+  instance: Type.String(),
+  vms: Type.Array(Type.String(), { maxItems: 100_000 }),
+  atMs: Type.Number(),
+});
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
 export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
@@ -104,7 +119,8 @@ export const SendReply = Strict({ sent: Type.Array(Strict({ vcpu: VcpuId, signal
 export const WakeMsg = Strict({
   ...Envelope,
   vcpu: VcpuId,
-  kind: lit(["signal_wake_up", "dequeued"] as const),
+  /** resync: the same state again, after a reconnect (a message may have been lost) */
+  kind: lit(["signal_wake_up", "dequeued", "resync"] as const),
   signal: Type.Optional(SignalNameSchema),
   fatal: Type.Boolean(),
   pending: Type.Array(SignalNameSchema),
@@ -140,6 +156,8 @@ export const PingReply = Strict({
 });
 
 export type SetupMsg = Static<typeof SetupMsg>;
+export type StartMsg = Static<typeof StartMsg>;
+export type HeartbeatMsg = Static<typeof HeartbeatMsg>;
 export type FaultReq = Static<typeof FaultReq>;
 export type ResolveReq = Static<typeof ResolveReq>;
 export type ApfCompletedMsg = Static<typeof ApfCompletedMsg>;

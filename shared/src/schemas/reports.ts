@@ -1,7 +1,10 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
 import { SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { LatencySchema, PagerCountersSchema, PauseSchema, VcpuResultSchema } from "./result.ts";
+import { LatencySchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
+
+/** every report carries what the service saw of the testbed itself */
+const testbed = { testbed: ServiceTestbedSchema };
 
 const N = Type.Number();
 const NullN = Type.Union([Type.Number(), Type.Null()]);
@@ -19,6 +22,7 @@ export const VcpuReport = Type.Object({
   faultFast: LatencySchema,
   faultAsync: LatencySchema,
   demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+  ...testbed,
 });
 
 export const PagerReport = Type.Object({
@@ -26,6 +30,7 @@ export const PagerReport = Type.Object({
   waiters: Type.Array(Type.Object({ vcpu: Type.Integer(), gfn: Type.Integer(), waitState: WaitStateSchema, sinceMs: N })),
   kworkersAsleep: Type.Integer(),
   stalls: Type.Array(Type.Object({ atMs: N, action: Type.Union([Type.Literal("stall"), Type.Literal("unstall")]) })),
+  ...testbed,
 });
 
 export const SignalsReport = Type.Object({
@@ -45,12 +50,14 @@ export const SignalsReport = Type.Object({
   pending: Type.Array(Type.Array(SignalNameSchema)),
   pauses: Type.Array(PauseSchema),
   signalToExit: LatencySchema,
+  ...testbed,
 });
 
 export const MmuReport = Type.Object({
   faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
   uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N, memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
   asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
+  ...testbed,
 });
 
 export type VcpuReport = Static<typeof VcpuReport>;

@@ -13,6 +13,39 @@ export const LatencySchema = Type.Object({
   p99Us: N,
   maxUs: N,
   log2Buckets: Type.Array(Type.Integer(), { minItems: LOG2_BUCKETS, maxItems: LOG2_BUCKETS, description: "[2^i, 2^(i+1)) µs" }),
+  /** samples whose interval overlapped a testbed stall (a service that could not run, a NATS outage): they measure the testbed */
+  testbedStalled: Type.Optional(Type.Integer()),
+});
+
+export const IncidentSchema = Type.Object({
+  /** ms since the scenario started (negative: before it) */
+  atMs: N,
+  service: Type.String(),
+  instance: Type.String(),
+  kind: Type.String({ description: "nats-disconnect, nats-reconnect, loop-stall, retry, lease-lapsed, start-late, service-lost, cancelled" }),
+  detail: Type.String(),
+  durationMs: Type.Optional(N),
+});
+
+/** What one service saw of the testbed itself during the run. */
+export const ServiceTestbedSchema = Type.Object({
+  service: Type.String(),
+  instance: Type.String(),
+  /** event-loop delay of the service process (perf_hooks.monitorEventLoopDelay), ms */
+  loopDelay: Type.Object({ p50Ms: N, p99Ms: N, maxMs: N }),
+  /** host load average (1 min) at the VM's setup and at the report */
+  loadAvg1: Type.Object({ start: N, end: N }),
+  /** requests re-sent (timeout, no responders, reconnect) */
+  retries: Type.Integer(),
+  incidents: Type.Array(Type.Object({ at: N, service: Type.String(), instance: Type.String(), kind: Type.String(), detail: Type.String(), durationMs: Type.Optional(N) })),
+  incidentsDropped: Type.Integer(),
+});
+
+export const TestbedSchema = Type.Object({
+  services: Type.Record(Type.String(), Type.Omit(ServiceTestbedSchema, ["incidents", "incidentsDropped"])),
+  incidents: Type.Array(IncidentSchema),
+  /** one line when the testbed's own delay is not small next to the latencies the run reports; null otherwise */
+  warning: Type.Union([Type.String(), Type.Null()]),
 });
 
 export const SignalOutcomeSchema = Type.Object({
@@ -81,11 +114,18 @@ export const ResultSchema = Type.Object(
       memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, hwpoison: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
     }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+    /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */
+    partial: Type.Boolean(),
+    /** the services whose report is missing */
+    missing: Type.Array(Type.String()),
+    testbed: TestbedSchema,
   },
   { $id: "Result" },
 );
 
 export type Result = Static<typeof ResultSchema>;
+export type Testbed = Static<typeof TestbedSchema>;
+export type ServiceTestbed = Static<typeof ServiceTestbedSchema>;
 export type VcpuResult = Static<typeof VcpuResultSchema>;
 export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
 export { ExitNameSchema };

@@ -1,0 +1,64 @@
+/**
+ * Who is alive, from the api's side: every service instance heartbeats (`fl.hb.<service>`) with the
+ * VMs it holds. A run's owner is lost when its heartbeats stop for longer than the liveness bound
+ * (dead, wedged, unreachable) or when they no longer list the run's VM (it restarted, or tore the VM
+ * down). While the api's own connection is down nobody can be judged; after it comes back every
+ * instance gets a fresh bound.
+ */
+import { HEARTBEAT_MS, HeartbeatMsg, listen, type Logger } from "@faultline/shared";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+
+interface Beat {
+  service: string;
+  /** api-local receipt time, performance.now() */
+  seen: number;
+  vms: Set<string>;
+}
+
+export interface Owner {
+  service: string;
+  instance: string;
+  /** performance.now() when it acknowledged the VM */
+  since: number;
+}
+
+export class Liveness {
+  readonly #beats = new Map<string, Beat>();
+  readonly #sub: Subscription;
+  readonly boundMs: number;
+  #connected = true;
+  #graceFrom = 0;
+
+  constructor(nc: NatsConnection, log: Logger, boundMs: number) {
+    this.boundMs = boundMs;
+    this.#sub = listen(nc, log, "fl.hb.*", HeartbeatMsg, (m) => {
+      this.#beats.set(m.instance, { service: m.service, seen: performance.now(), vms: new Set(m.vms) });
+    });
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") this.#connected = false;
+        if (s.type === "reconnect") {
+          this.#connected = true;
+          this.#graceFrom = performance.now();
+        }
+      }
+    })();
+  }
+
+  /** Why `owner` counts as lost for `vm`, or null while it is alive (or while we cannot tell). */
+  lost(owner: Owner, vm: string): string | null {
+    if (!this.#connected) return null;
+    const now = performance.now();
+    const from = Math.max(owner.since, this.#graceFrom);
+    const b = this.#beats.get(owner.instance);
+    const silentFor = now - Math.max(from, b?.seen ?? 0);
+    if (silentFor > this.boundMs) return `no heartbeat for ${Math.round(silentFor)} ms (bound ${this.boundMs} ms)`;
+    // a heartbeat sent well after it acknowledged the VM must list it
+    if (b && b.seen > owner.since + 2 * HEARTBEAT_MS + 100 && !b.vms.has(vm)) return "it no longer holds the VM (restarted, or its lease lapsed)";
+    return null;
+  }
+
+  close(): void {
+    this.#sub.unsubscribe();
+  }
+}

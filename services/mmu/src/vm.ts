@@ -1,0 +1,67 @@
+/** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, scheduled memslot ops. */
+import { GupReply, ReqStream, RunClock, guestGfns, publish, request, subjects, type VmContext, type VmState } from "@faultline/shared";
+import { Mmu } from "./mmu.ts";
+
+export class MmuVm implements VmState {
+  readonly mmu: Mmu;
+  readonly clock = new RunClock();
+  readonly #streams = new Map<number, ReqStream>();
+
+  constructor(ctx: VmContext) {
+    const { nc, vm, scenario: s, log } = ctx;
+    // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
+    const timeoutMs = s.durationMs + 30_000;
+    const apf = s.kernel.asyncPf
+      ? {
+          pv: s.vm.guest.pvAsyncPf,
+          interruptsEnabled: s.vm.guest.interruptsEnabled,
+          completed: (vcpu: number, token: number, gfn: number) =>
+            publish(nc, subjects.apfCompleted(vm), { vm, trace: `${vm}.apf.${token}`, vcpu, gfn, token }),
+        }
+      : undefined;
+    // one idempotent request stream per vCPU task (a kworker's gup rides on its vCPU's)
+    const stream = (vcpu: number) => {
+      let st = this.#streams.get(vcpu);
+      if (!st) this.#streams.set(vcpu, (st = new ReqStream(`${ctx.instance}.${vm}.mmu.v${vcpu}`)));
+      return st;
+    };
+    this.mmu = new Mmu(
+      s.kernel.profile,
+      s.vm.memslots,
+      (req) => request(nc, subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu) }),
+      apf,
+    );
+    if (s.pager.mode === "wp") {
+      // registered WP over populated memory: every page present, write-protected
+      for (const g of guestGfns(s.vm.memslots)) {
+        this.mmu.hostPresent.add(g);
+        this.mmu.hostWriteProtected.add(g);
+      }
+    }
+    this.mmu.onZap = (gfns) => publish(nc, subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns });
+    for (const op of s.vm.memslotOps) {
+      this.clock.at(op.atMs, () => void this.mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, op }, "memslot op failed")));
+    }
+  }
+
+  start(t0: number): void {
+    this.clock.start(t0);
+  }
+
+  /** the pager's `UFFDIO_COPY` announcements: the host-page-table mirror `hva_to_pfn_fast` reads */
+  resident(gfns: readonly number[]): void {
+    for (const g of gfns) {
+      this.mmu.hostPresent.add(g);
+      this.mmu.hostWriteProtected.delete(g);
+    }
+  }
+
+  report() {
+    const m = this.mmu;
+    return { ...m.counters, sptes: m.spte.size, invalidateSeq: m.invalidateSeq, asyncPf: m.apf?.events ?? null };
+  }
+
+  close(): void {
+    this.clock.cancelAll();
+  }
+}
