@@ -210,6 +210,20 @@ describe("store", () => {
     expect(warns().map((w) => w.key).sort()).toEqual([notJson, foreign, misfiled, notJson, foreign, misfiled].sort());
   });
 
+  test("store - a failed put throws a StoreError and changes nothing", async () => {
+    const { log } = capture();
+    const nc = await connect();
+    const s = await openRunStore(nc, { log, prefix: prefix() });
+    const v1 = record(runId(1), "running");
+    await s.put(v1);
+    await expect(s.put({ ...v1, status: "lost" } as unknown as RunRecord)).rejects.toBeInstanceOf(ValidationError);
+    await nc.close();
+    const err = await s.put({ ...v1, status: "completed" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).code).toBe("FL_ERR_STORE");
+    expect((await s.list({ limit: 10 })).runs).toEqual([v1]);
+  });
+
   test("store - records and results survive a nats-server restart on the same store dir", async () => {
     const dir = await mkdtemp(join(tmpdir(), "faultline-store-"));
     let srv = await startNatsServer({ jetstream: true, storeDir: dir });

@@ -86,6 +86,17 @@ try {
   stats(`open (load index of ${N})`, [openMs]);
   const [pruneMs, pruned] = await timed(() => reopened.prune());
   stats(`prune (deletes ${pruned})`, [pruneMs]);
+  // steady state: one run finishes, one old run goes
+  const steady: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const r = { ...recs[0]!, id: `r${(base + N + i).toString(36)}ffffff` };
+    await reopened.put(r);
+    await reopened.putResult(r.id, result);
+    const [ms, n] = await timed(() => reopened.prune());
+    if (n !== 1) throw new Error(`prune deleted ${n}, not 1`);
+    steady.push(ms);
+  }
+  stats(`prune one of ${N / 2} kept`, steady);
   await closeNats(nc2);
   await closeNats(nc);
 } finally {
