@@ -152,8 +152,10 @@ describe("store", () => {
     const nc = await connect();
     const again = await openRunStore(nc, { log, prefix: p, maxRuns: 3 });
     expect((await again.list({ limit: 100 })).runs.map((r) => r.id)).toEqual(kept);
-    const info = await (await jetstreamManager(nc)).streams.info(`KV_${p}faultline-runs`);
-    expect(info.state.messages).toBe(kept.length);
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(`KV_${p}faultline-runs`)).state.messages).toBe(kept.length);
+    // each kept result is one meta entry and one chunk; the deleted ones left nothing
+    expect((await jsm.streams.info(`OBJ_${p}faultline-results`)).state.messages).toBe(2 * kept.length);
 
     // the memory store applies the same rule
     const m = new MemoryRunStore(3);

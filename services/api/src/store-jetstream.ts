@@ -7,9 +7,9 @@
  * bucket or a result; `get` and `getResult` always read the server.
  */
 import type { Logger } from "@faultline/shared";
-import { StorageType } from "@nats-io/jetstream";
+import { StorageType, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type Bucket, type KV } from "@nats-io/kv";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import { Base64UrlPaddedCodec, Objm, type ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   RUN_ID, StoreError, checkRecord, encodeResult, pageOf, parseRecord, pruneVictims, storeOp,
@@ -30,14 +30,18 @@ export class JetStreamRunStore implements RunStore {
   readonly kind = "jetstream" as const;
   readonly #kv: KV;
   readonly #os: ObjectStore;
+  readonly #jsm: JetStreamManager;
+  readonly #results: string;
   readonly #log: Logger;
   readonly #maxRuns: number;
   readonly #index = new Map<string, RunRecord>();
   #closed = false;
 
-  private constructor(kv: KV, os: ObjectStore, o: JetStreamStoreOptions) {
+  private constructor(kv: KV, os: ObjectStore, jsm: JetStreamManager, o: JetStreamStoreOptions) {
     this.#kv = kv;
     this.#os = os;
+    this.#jsm = jsm;
+    this.#results = o.results;
     this.#log = o.log;
     this.#maxRuns = o.maxRuns;
   }
@@ -51,7 +55,7 @@ export class JetStreamRunStore implements RunStore {
         description: "Faultline run records (key = run id)",
       });
       const os = await new Objm(nc).create(o.results, { storage: StorageType.File, description: "Faultline run results (name = run id)" });
-      const store = new JetStreamRunStore(kv, os, o);
+      const store = new JetStreamRunStore(kv, os, await jetstreamManager(nc), o);
       await store.#load();
       return store;
     });
@@ -121,7 +125,10 @@ export class JetStreamRunStore implements RunStore {
     if (!RUN_ID.test(id)) return false;
     const existed = this.#index.has(id) || (await this.get(id)) !== null;
     await storeOp(`delete ${id}`, async () => {
-      await this.#os.delete(id);
+      // the object store keeps a "deleted" meta entry per name: drop it too ($O.<store>.M.<name>, ADR-20)
+      if ((await this.#os.delete(id)).success) {
+        await this.#jsm.streams.purge(`OBJ_${this.#results}`, { filter: `$O.${this.#results}.M.${Base64UrlPaddedCodec.encode(id)}` });
+      }
       await this.#kv.purge(id);
     });
     this.#index.delete(id);
