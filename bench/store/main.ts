@@ -67,6 +67,9 @@ try {
   const get: number[] = [];
   for (const r of recs) get.push((await timed(() => store.get(r.id)))[0]);
   stats("get", get);
+  const getResult: number[] = [];
+  for (const r of recs.slice(0, 100)) getResult.push((await timed(() => store.getResult(r.id)))[0]);
+  stats("getResult", getResult);
   const first: number[] = [];
   for (let i = 0; i < 100; i++) first.push((await timed(() => store.list({ limit: PAGE })))[0]);
   stats(`list first page (limit ${PAGE})`, first);
