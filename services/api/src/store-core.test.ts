@@ -50,4 +50,12 @@ describe("store-core", () => {
     expect(parseRecord("ra1", JSON.stringify(rec("ra2")), log)).toBeNull();
     expect(lines.map((l) => [l.level, l.key])).toEqual([[40, "ra1"], [40, "ra1"], [40, "ra1"]]);
   });
+
+  test("store-core - a record written before a scenario default existed still reads", () => {
+    const { log, lines } = capture();
+    const old = JSON.parse(JSON.stringify(rec("ra1"))) as { scenario: Record<string, unknown> };
+    delete old.scenario.endWhenDone;
+    expect(parseRecord("ra1", JSON.stringify(old), log)?.scenario.endWhenDone).toBe(true);
+    expect(lines).toEqual([]);
+  });
 });

@@ -2,7 +2,7 @@
  * What both run stores share: the record shape and its schema (checked on every read back), the
  * typed store error, the opaque list cursor, newest-first paging and the retention choice.
  */
-import { FaultlineError, ScenarioSchema, ValidationError, assertValid, type Logger, type Scenario } from "@faultline/shared";
+import { FaultlineError, ScenarioSchema, ValidationError, assertValid, withDefaults, type Logger, type Scenario } from "@faultline/shared";
 import { Type, type Static } from "@sinclair/typebox";
 
 export type RunRecordStatus = "starting" | "running" | "completed" | "failed" | "aborted" | "cancelled";
@@ -104,12 +104,13 @@ export function checkRecord(rec: unknown): RunRecord {
 
 /**
  * Parses a stored record; null (with one warn line) when it is not JSON, not a run record, or filed
- * under another key: a corrupt or foreign entry is skipped, never fatal.
+ * under another key: a corrupt or foreign entry is skipped, never fatal. Scenario defaults are
+ * applied first, so a record written before a scenario field (with a default) existed still reads.
  */
 export function parseRecord(key: string, bytes: Uint8Array | string, log: Logger): RunRecord | null {
   try {
     const text = typeof bytes === "string" ? bytes : new TextDecoder().decode(bytes);
-    const rec = checkRecord(JSON.parse(text));
+    const rec: RunRecord = withDefaults("run record", RunRecordSchema, JSON.parse(text));
     if (rec.id !== key) throw new Error(`record id ${rec.id} is filed under key ${key}`);
     return rec;
   } catch (err) {
