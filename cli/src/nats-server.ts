@@ -21,13 +21,17 @@ export interface NatsServerOptions {
   bin?: string;
   /** enable JetStream with a temp store dir; @default false */
   jetstream?: boolean;
+  /** client port; @default a free one */
+  port?: number;
+  /** JetStream store dir, kept on stop (a restart with the same dir finds the data); @default a temp dir */
+  storeDir?: string;
   startTimeoutMs?: number;
 }
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "faultline-nats-"));
-  const conf = [`port: -1`, `http: "127.0.0.1:-1"`, `host: "127.0.0.1"`, `ports_file_dir: "${dir}"`];
-  if (o.jetstream) conf.push(`jetstream: { store_dir: "${join(dir, "js")}" }`);
+  const conf = [`port: ${o.port ?? -1}`, `http: "127.0.0.1:-1"`, `host: "127.0.0.1"`, `ports_file_dir: "${dir}"`];
+  if (o.jetstream) conf.push(`jetstream: { store_dir: "${o.storeDir ?? join(dir, "js")}" }`);
   await writeFile(join(dir, "server.conf"), conf.join("\n") + "\n");
   const child = spawn(o.bin ?? "nats-server", ["-c", join(dir, "server.conf")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
