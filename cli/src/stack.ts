@@ -5,6 +5,7 @@
  */
 import { PingReply, SERVICES, closeNats, connectNats, request, subjects, type ServiceName } from "@faultline/shared";
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { Writable } from "node:stream";
@@ -59,6 +60,9 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     const natsUrl = o.natsUrl ?? nats!.url;
     const apiPort = o.apiPort ?? (await freePort());
     const sink = o.logSink ?? process.stderr;
+    // unique per process, also when one launcher starts two stacks: a VM's owner is addressed by it
+    const tag = randomBytes(3).toString("hex");
+    const instances = new Map(SERVICES.map((svc) => [svc, `${svc}-${process.pid}-${tag}`] as const));
     for (const svc of SERVICES) {
       const env = {
         ...process.env,
@@ -66,14 +70,14 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         FAULTLINE_LOG_LEVEL: o.logLevel ?? "warn",
         FAULTLINE_API_PORT: String(apiPort),
         FAULTLINE_API_HOST: o.apiHost ?? "127.0.0.1",
-        FAULTLINE_INSTANCE: `${svc}-${process.pid}`,
+        FAULTLINE_INSTANCE: instances.get(svc)!,
       };
       const child = spawn(process.execPath, serviceCommand(svc), { env, stdio: ["ignore", "pipe", "pipe"], cwd: REPO_ROOT });
       child.stdout?.on("data", (d: Buffer) => sink.write(d));
       child.stderr?.on("data", (d: Buffer) => sink.write(d));
       services.set(svc, child);
     }
-    await waitReady(natsUrl, services, o.readyTimeoutMs ?? 30_000);
+    await waitReady(natsUrl, services, instances, o.readyTimeoutMs ?? 30_000);
     return { natsUrl, apiUrl: `http://127.0.0.1:${apiPort}`, services, stop };
   } catch (err) {
     await stop();
@@ -81,7 +85,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   }
 }
 
-async function waitReady(natsUrl: string, services: Map<ServiceName, ChildProcess>, timeoutMs: number): Promise<void> {
+async function waitReady(natsUrl: string, services: Map<ServiceName, ChildProcess>, instances: Map<ServiceName, string>, timeoutMs: number): Promise<void> {
   const nc = await connectNats({ servers: natsUrl, name: "faultline-cli-ready" });
   const deadline = Date.now() + timeoutMs;
   try {
@@ -93,7 +97,7 @@ async function waitReady(natsUrl: string, services: Map<ServiceName, ChildProces
       await Promise.all(
         [...pending].map(async (svc) => {
           try {
-            await request(nc, subjects.ping(svc), {}, PingReply, { timeoutMs: 500 });
+            await request(nc, subjects.pingInstance(svc, instances.get(svc)!), {}, PingReply, { timeoutMs: 500, retry: false });
             pending.delete(svc);
           } catch {
             /* not up yet */

@@ -3,6 +3,7 @@
  * services and by docker-compose.yml (a test checks that the compose file sets only these).
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { withDefaults } from "./schemas/validate.ts";
 
@@ -40,7 +41,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     raw[k] = /^(FAULTLINE_RPC_TIMEOUT_MS|FAULTLINE_API_PORT|FAULTLINE_LIVENESS_MS|FAULTLINE_LEASE_MS|FAULTLINE_MAX_RUNS)$/.test(k) && /^[0-9]+$/.test(v) ? Number(v) : v;
   }
   const c = withDefaults("environment", ConfigSchema, raw);
-  if (!c.FAULTLINE_INSTANCE) c.FAULTLINE_INSTANCE = `${hostname()}-${process.pid}`;
+  // unique per process: a VM's owner is addressed by it
+  if (!c.FAULTLINE_INSTANCE) c.FAULTLINE_INSTANCE = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`.replace(/[^A-Za-z0-9_-]/g, "_");
   return c;
 }
 

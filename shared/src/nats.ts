@@ -324,11 +324,18 @@ export function listen<S extends TSchema>(
   }, { ...o, queue: o.queue ?? "" });
 }
 
-/** Answers `fl.svc.<name>.ping` with identity and uptime (the health check the API aggregates). */
+/**
+ * Answers `fl.svc.<name>.ping` (any instance: the health check the API aggregates) and
+ * `fl.svc.<name>.i.<instance>.ping` (this one: a launcher waiting for the processes it started).
+ */
 export function servePing(nc: NatsConnection, log: Logger, name: ServiceName, instance: string, vms: () => number): Subscription {
   const started = performance.now();
-  return nc.subscribe(subjects.ping(name), {
-    callback: (_err, msg) => {
+  const one = nc.subscribe(subjects.pingInstance(name, instance), { callback: (_e, m) => answer(m) });
+  const any = nc.subscribe(subjects.ping(name), { callback: (_e, m) => answer(m) });
+  void any.closed.then(() => one.unsubscribe());
+  return any;
+  function answer(msg: Msg): void {
+    {
       const reply: Static<typeof PingReply> = {
         name,
         instance,
@@ -338,6 +345,6 @@ export function servePing(nc: NatsConnection, log: Logger, name: ServiceName, in
       };
       if (msg.reply) msg.respond(JSON.stringify(reply));
       else log.debug("ping without reply subject");
-    },
-  });
+    }
+  }
 }

@@ -20,6 +20,8 @@ const vm = (id: string, rest: string) => `fl.vm.${id}.${rest}`;
 export const subjects = {
   /** `$SRV.PING`-like liveness of one service (any instance answers). */
   ping: (svc: ServiceName) => `fl.svc.${svc}.ping`,
+  /** the same, of one instance */
+  pingInstance: (svc: ServiceName, instance: string) => `fl.svc.${svc}.i.${instance}.ping`,
   /** api → one instance of a service (queue group): "will you hold this VM?"; the answer names the instance. */
   claim: (svc: ServiceName) => `fl.svc.${svc}.claim`,
   /** api → the claiming instance: create the VM's state (subscribes its per-VM subjects; nothing runs yet). */

@@ -28,6 +28,8 @@ export class Liveness {
   readonly boundMs: number;
   #connected = true;
   #graceFrom = 0;
+  /** the api's own connection events, for the runs' incident records */
+  onConnection: (kind: "nats-disconnect" | "nats-reconnect", detail: string, downMs?: number) => void = () => undefined;
 
   constructor(nc: NatsConnection, log: Logger, boundMs: number) {
     this.boundMs = boundMs;
@@ -35,11 +37,20 @@ export class Liveness {
       this.#beats.set(m.instance, { service: m.service, seen: performance.now(), vms: new Set(m.vms) });
     });
     void (async () => {
+      let downAt = 0;
       for await (const s of nc.status()) {
-        if (s.type === "disconnect") this.#connected = false;
+        if (s.type === "disconnect") {
+          this.#connected = false;
+          downAt = performance.now();
+          log.warn({ server: s.server }, "NATS disconnected: liveness judgement suspended");
+          this.onConnection("nats-disconnect", `api lost ${s.server}`);
+        }
         if (s.type === "reconnect") {
           this.#connected = true;
           this.#graceFrom = performance.now();
+          const d = this.#graceFrom - downAt;
+          log.warn({ server: s.server, downMs: Math.round(d) }, "NATS reconnected");
+          this.onConnection("nats-reconnect", `api back on ${s.server} after ${Math.round(d)} ms`, d);
         }
       }
     })();

@@ -63,6 +63,11 @@ export class RunManager {
     this.#o = o;
     this.store = o.store;
     this.#liveness = new Liveness(nc, log, o.livenessMs);
+    this.#liveness.onConnection = (kind, detail, downMs) => {
+      for (const r of this.#live.values()) {
+        if (!ENDED.has(r.status)) r.incidents.push({ ...this.#incident(kind, detail), ...(downMs !== undefined ? { durationMs: Math.round(downMs) } : {}) });
+      }
+    };
   }
 
   /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
