@@ -11,6 +11,8 @@ export * from "./schemas/result.ts";
 export * from "./schemas/reports.ts";
 export { assertValid, withDefaults } from "./schemas/validate.ts";
 export { guestGfns, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
+export { KVM_MEM_MAX_NR_PAGES, applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simulateMemslotOps } from "./memslot-check.ts";
+export type { MemslotChange, MemslotOpInput, SlotLayout } from "./memslot-check.ts";
 export { connectNats, closeNats, request, publish, serve, listen, servePing, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER } from "./nats.ts";
 export type { ConnectOptions, RequestOptions } from "./nats.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
