@@ -23,6 +23,8 @@ const KVM_PREFIX = "FL_ERR_KVM_";
 
 export const ERROR_CATALOGUE = {
   FL_ERR_INVALID: { status: 400, title: "a document, request body or message failed validation; `path` names the field" },
+  FL_ERR_TOO_LARGE: { status: 413, title: "the request body is larger than the API accepts" },
+  FL_ERR_MEDIA_TYPE: { status: 415, title: "the request's content-type is not JSON or YAML" },
   FL_ERR_BUDGET: { status: 400, title: "the scenario asks for more than the run budget allows" },
   FL_ERR_KVM_EINVAL: { status: 400, title: "the modelled KVM ioctl would fail with -EINVAL (e.g. a misaligned memslot, deleting a slot that does not exist, changing KVM_MEM_READONLY); `errno` is set" },
   FL_ERR_KVM_EEXIST: { status: 409, title: "the modelled KVM ioctl would fail with -EEXIST (a new or moved memslot overlaps another); `errno` is set" },

@@ -40,7 +40,8 @@ export type MemslotChange =
 export type MemslotOpInput = Omit<MemslotOp, "atMs"> & { atMs?: number };
 
 const NEEDS: Record<MemslotOp["op"], { need: Array<"gpa" | "size" | "readonly">; allow: Array<"gpa" | "size" | "readonly"> }> = {
-  add: { need: ["gpa", "size"], allow: ["readonly"] },
+  // in the order the ioctl checks them: memory_size, then guest_phys_addr
+  add: { need: ["size", "gpa"], allow: ["readonly"] },
   delete: { need: [], allow: [] },
   // the ioctl always carries size and flags; when given they must match the slot's (checked against the layout)
   move: { need: ["gpa"], allow: ["size", "readonly"] },
@@ -56,7 +57,7 @@ export function checkMemslotOpShape(op: MemslotOpInput, what: string, path: stri
   for (const f of rule.need) {
     if (op[f] === undefined) throw new ValidationError(what, `${path}/${f}`, `${op.op} needs ${f}`);
   }
-  for (const f of ["gpa", "size", "readonly"] as const) {
+  for (const f of ["size", "gpa", "readonly"] as const) {
     if (op[f] !== undefined && !rule.need.includes(f) && !rule.allow.includes(f)) {
       throw new ValidationError(what, `${path}/${f}`, `${op.op} takes no ${f}`);
     }

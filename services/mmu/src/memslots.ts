@@ -39,10 +39,10 @@ export class Memslots {
   /**
    * `kvm_set_memory_region`: takes `slots_lock` (ops run one at a time, in call order), checks the op
    * as `__kvm_set_memory_region` does (a KvmErrnoError naming `<path>/<field>` with KVM's errno;
-   * nothing changes), then applies it. `zap` is called with the gfns whose SPTEs must go (and bumps
+   * nothing changes), then applies it. `path` points at the op in its message (`MemslotReq.op`). `zap` is called with the gfns whose SPTEs must go (and bumps
    * the invalidation sequence); `wait` models the SRCU grace period.
    */
-  apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path = ""): Promise<void> {
+  apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path = "/op"): Promise<void> {
     const run = this.#tail ? this.#tail.then(() => this.#apply(op, zap, wait, path)) : this.#apply(op, zap, wait, path);
     const tail = run.catch(() => undefined);
     this.#tail = tail;
