@@ -17,7 +17,7 @@ export interface CatalogueEntry {
 }
 
 /** The errno values the KVM ioctls modelled here return (`__kvm_set_memory_region`). */
-export const KVM_ERRNOS = ["EINVAL", "EEXIST", "ENOENT"] as const;
+export const KVM_ERRNOS = ["EINVAL", "EEXIST"] as const;
 export type KvmErrno = (typeof KVM_ERRNOS)[number];
 const KVM_PREFIX = "FL_ERR_KVM_";
 
@@ -28,7 +28,6 @@ export const ERROR_CATALOGUE = {
   FL_ERR_BUDGET: { status: 400, title: "the scenario asks for more than the run budget allows" },
   FL_ERR_KVM_EINVAL: { status: 400, title: "the modelled KVM ioctl would fail with -EINVAL (e.g. a misaligned memslot, deleting a slot that does not exist, changing KVM_MEM_READONLY); `errno` is set" },
   FL_ERR_KVM_EEXIST: { status: 409, title: "the modelled KVM ioctl would fail with -EEXIST (a new or moved memslot overlaps another); `errno` is set" },
-  FL_ERR_KVM_ENOENT: { status: 404, title: "the modelled KVM ioctl would fail with -ENOENT; `errno` is set" },
   FL_ERR_NOT_FOUND: { status: 404, title: "no such run (or VM)" },
   FL_ERR_STATE: { status: 409, title: "the run is not in a state that allows this (e.g. a control on a run that is not running)" },
   FL_ERR_CONFLICT: { status: 409, title: "the request conflicts with the current state of the resource" },
