@@ -16,6 +16,8 @@ export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent } from ".
 export { CHUNK_HEADER, BLOB_HEADER, chunkLimit } from "./chunks.ts";
 export { TestbedMonitor, VmTestbed, STALL_THRESHOLD_MS, type Incident, type IncidentKind, type StallWindow, type LoopDelay } from "./testbed.ts";
 export { watchParent } from "./parent-watch.ts";
+export { KVM_MEM_MAX_NR_PAGES, applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simulateMemslotOps } from "./memslot-check.ts";
+export type { MemslotChange, MemslotOpInput, SlotLayout } from "./memslot-check.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
 export { createLogger, type Logger } from "./log.ts";
 export { RunClock, epochMs, sleepPrecise, ModelledLock } from "./clock.ts";

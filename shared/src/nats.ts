@@ -163,8 +163,8 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
     }
     const remote = msg.headers?.get(ERROR_HEADER);
     if (remote) {
-      const data = safeJson(msg) as { error?: { path?: string; errno?: string } } | undefined;
-      throw new RemoteError(subject, msg.headers?.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path, data?.error?.errno);
+      const data = safeJson(msg) as { error?: { path?: string } } | undefined;
+      throw new RemoteError(subject, msg.headers?.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path);
     }
     if (isBlobReply(msg)) return JSON.parse(await fetchBlob(nc, msg, Math.max(1000, deadline - performance.now())));
     return safeJson(msg);

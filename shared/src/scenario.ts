@@ -5,6 +5,7 @@
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { ValidationError } from "./errors.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
+import { simulateMemslotOps } from "./memslot-check.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
 
@@ -64,15 +65,9 @@ export function parseScenario(doc: unknown): Scenario {
   s.signals.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/signals/${i}/atMs`));
   s.pager.stalls.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/stalls/${i}/atMs`));
   s.pager.drops.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/drops/${i}/atMs`));
-  s.vm.memslotOps.forEach((op, i) => {
-    const path = `/vm/memslotOps/${i}`;
-    checkWithin(op.atMs, s.durationMs, `${path}/atMs`);
-    if (op.op === "add" && (op.gpa === undefined || op.size === undefined)) throw new ValidationError("scenario", path, "add needs gpa and size");
-    if (op.op === "move" && op.gpa === undefined) throw new ValidationError("scenario", `${path}/gpa`, "move needs the new gpa");
-    if (op.op === "flags" && op.readonly === undefined) throw new ValidationError("scenario", `${path}/readonly`, "flags needs readonly");
-    if (op.gpa !== undefined && op.gpa % PAGE_SIZE !== 0) throw new ValidationError("scenario", `${path}/gpa`, "must be page aligned");
-    if (op.size !== undefined) op.size = parseSize(op.size);
-  });
+  s.vm.memslotOps.forEach((op, i) => checkWithin(op.atMs, s.durationMs, `/vm/memslotOps/${i}/atMs`));
+  simulateMemslotOps(s.vm.memslots, s.vm.memslotOps, "scenario", "/vm/memslotOps");
+  for (const op of s.vm.memslotOps) if (op.size !== undefined) op.size = parseSize(op.size);
   const { pauseAllAtMs, resumeAtMs } = s.vmm;
   if (pauseAllAtMs !== undefined) checkWithin(pauseAllAtMs, s.durationMs, "/vmm/pauseAllAtMs");
   if (resumeAtMs !== undefined) {

@@ -13,6 +13,7 @@ import {
 import type { NatsConnection } from "@nats-io/transport-node";
 import Fastify from "fastify";
 import { ErrorSchema, errorHandler } from "./errors.ts";
+import { memslotOp, sendSignal, strictValidator } from "./controls.ts";
 import { RunManager, type Run } from "./runs.ts";
 import type { RunStore } from "./store.ts";
 
@@ -123,7 +124,8 @@ export async function buildApp(o: AppOptions) {
       params: RunId, body: Type.Object({ signal: SignalNameSchema, vcpus: Type.Optional(VcpuSelectorSchema) }, { additionalProperties: false }),
       response: { 200: SendView, ...errs },
     },
-  }, async (req) => runs.signal(req.params.id, req.body.vcpus ?? "all", req.body.signal));
+    validatorCompiler: strictValidator,
+  }, async (req) => sendSignal(runs, req.params.id, req.body));
 
   for (const action of ["pause", "resume"] as const) {
     app.post(`/v1/runs/:id/${action}`, {
@@ -141,7 +143,8 @@ export async function buildApp(o: AppOptions) {
       tags: ["controls"], operationId: "memslotOp", summary: "KVM_SET_USER_MEMORY_REGION on a running VM: add, delete, move, flags",
       params: RunId, body: Type.Omit(MemslotOpSchema, ["atMs"]), response: { 200: Type.Object({ zapped: Type.Integer() }), ...errs },
     },
-  }, async (req) => runs.memslot(req.params.id, { ...req.body, atMs: 0 }));
+    validatorCompiler: strictValidator,
+  }, async (req) => memslotOp(runs, req.params.id, req.body));
 
   app.post("/v1/runs/:id/pager/drop", {
     schema: {
@@ -149,6 +152,7 @@ export async function buildApp(o: AppOptions) {
       params: RunId, body: Type.Object({ gfns: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) }, { additionalProperties: false }),
       response: { 200: Type.Object({ dropped: Type.Integer() }), ...errs },
     },
+    validatorCompiler: strictValidator,
   }, async (req) => runs.drop(req.params.id, req.body.gfns));
 
   app.get("/healthz", { schema: { tags: ["health"], operationId: "health", response: { 200: Health, 503: Health } }, logLevel: "warn" }, async (_req, reply) => {

@@ -1,44 +1,68 @@
-/** Maps errors to HTTP: one body shape `{ statusCode, code, error, message, path? }` for every failure. */
-import {
-  FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, StateError, ValidationError,
-} from "@faultline/shared";
+/**
+ * Maps errors to HTTP: one body shape `{ statusCode, code, error, message, path?, errno? }` for every
+ * failure, the status always from the error catalogue (ERROR_CATALOGUE in @faultline/shared).
+ */
+import { FaultlineError, RemoteError, httpStatusOf } from "@faultline/shared";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { STATUS_CODES } from "node:http";
 import { Type } from "@sinclair/typebox";
 
 export const ErrorSchema = Type.Object(
   {
     statusCode: Type.Integer(),
-    code: Type.String(),
+    code: Type.String({ description: "FL_ERR_*: see the README's Errors table" }),
     error: Type.String(),
     message: Type.String(),
     path: Type.Optional(Type.String({ description: "JSON pointer of the failing field" })),
+    errno: Type.Optional(Type.String({ description: "the errno the modelled KVM ioctl would return (EINVAL, EEXIST, ...)" })),
   },
   { $id: "Error" },
 );
 
-const NAMES: Record<number, string> = { 400: "Bad Request", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout" };
+export interface Classified {
+  status: number;
+  code: string;
+  message: string;
+  path?: string;
+  errno?: string;
+}
 
-function classify(err: unknown): { status: number; code: string; message: string; path?: string } {
-  if (err instanceof ValidationError) return { status: 400, code: err.code, message: err.message, path: err.path };
+/** Fastify's own 4xx (bad JSON, wrong content type, too large, no route) → catalogue codes. */
+const FASTIFY_CODES: Record<number, string> = { 404: "FL_ERR_NOT_FOUND", 413: "FL_ERR_TOO_LARGE", 415: "FL_ERR_MEDIA_TYPE" };
+
+export function classify(err: unknown): Classified {
+  if (err instanceof RemoteError) {
+    // a service's verdict on the caller's input (4xx) is passed on as is; its own failure is the gateway's
+    const status = err.status;
+    return {
+      status, code: err.code, message: status < 500 ? err.remoteMessage : err.message,
+      ...(err.path !== undefined ? { path: err.path } : {}), ...(err.errno ? { errno: err.errno } : {}),
+    };
+  }
+  if (err instanceof FaultlineError) return { status: err.status, code: err.code, ...withoutCode(err.toJSON()) };
   const fe = err as FastifyError & { validationContext?: string };
   if (fe.validation) {
     const first = fe.validation[0];
-    const path = `/${fe.validationContext ?? "body"}${first?.instancePath ?? ""}`;
+    const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string };
+    const field = params.missingProperty ?? params.additionalProperty;
+    const path = `/${fe.validationContext ?? "body"}${first?.instancePath ?? ""}${field ? `/${field}` : ""}`;
     return { status: 400, code: "FL_ERR_INVALID", message: `invalid request: ${path}: ${first?.message ?? fe.message}`, path };
   }
-  if (err instanceof NotFoundError) return { status: 404, code: err.code, message: err.message };
-  if (err instanceof StateError) return { status: 409, code: err.code, message: err.message };
-  if (err instanceof NoRespondersError) return { status: 503, code: err.code, message: err.message };
-  if (err instanceof RequestTimeoutError) return { status: 504, code: err.code, message: err.message };
-  if (err instanceof RemoteError) return { status: err.code === "FL_ERR_INVALID" ? 400 : 502, code: err.code, message: err.message };
-  if (err instanceof FaultlineError) return { status: 500, code: err.code, message: err.message };
-  if (typeof fe.statusCode === "number" && fe.statusCode < 500) return { status: fe.statusCode, code: fe.code ?? "FL_ERR_REQUEST", message: fe.message };
+  if (typeof fe.statusCode === "number" && fe.statusCode < 500) {
+    const code = FASTIFY_CODES[fe.statusCode] ?? "FL_ERR_INVALID";
+    return { status: httpStatusOf(code), code, message: fe.message, ...(code === "FL_ERR_INVALID" ? { path: "/body" } : {}) };
+  }
   return { status: 500, code: "FL_ERR_INTERNAL", message: fe.message ?? String(err) };
 }
 
+function withoutCode(j: { code: string; message: string; path?: string; errno?: string }): Omit<Classified, "status" | "code"> {
+  const { code: _code, ...rest } = j;
+  return rest;
+}
+
 export function errorHandler(err: unknown, req: FastifyRequest, reply: FastifyReply): void {
-  const c = classify(err);
-  if (c.status >= 500) req.log.error({ err }, "request failed");
-  else req.log.info({ code: c.code, path: c.path }, c.message);
-  void reply.status(c.status).send({ statusCode: c.status, code: c.code, error: NAMES[c.status] ?? "Error", message: c.message, ...(c.path ? { path: c.path } : {}) });
+  const { status, ...c } = classify(err);
+  if (status >= 500) req.log.error({ err }, "request failed");
+  else req.log.info({ code: c.code, path: c.path, errno: c.errno }, c.message);
+  void reply.status(status).send({ statusCode: status, error: STATUS_CODES[status] ?? "Error", ...c });
 }

@@ -42,8 +42,48 @@ describe("memslots and invalidation", () => {
     const mmu = new Mmu("6.13", scenario.vm.memslots, ok);
     await expect(mmu.pageFault(0, SLOT1, true)).resolves.toMatchObject({ ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "ro_fault" });
     await expect(mmu.pageFault(0, SLOT1, false)).resolves.toMatchObject({ ret: "RET_PF_FIXED" });
-    await mmu.memslotOp({ atMs: 0, op: "flags", slot: 0, readonly: true });
-    await expect(mmu.pageFault(0, 5, true)).resolves.toMatchObject({ path: "ro_fault" });
+  });
+
+  it("KVM_MEM_READONLY - cannot change on an existing slot: -EINVAL, and the slot keeps its protection", async () => {
+    const mmu = new Mmu("6.13", scenario.vm.memslots, ok);
+    await expect(mmu.memslotOp({ atMs: 0, op: "flags", slot: 0, readonly: true })).rejects.toMatchObject({
+      code: "FL_ERR_KVM_EINVAL", errno: "EINVAL", path: "/op/readonly",
+    });
+    await expect(mmu.pageFault(0, 5, true)).resolves.toMatchObject({ ret: "RET_PF_FIXED" });
+    await expect(mmu.memslotOp({ atMs: 0, op: "flags", slot: 1, readonly: true })).resolves.toEqual([]); // unchanged: nothing to do
+  });
+
+  it("memslot checks - __kvm_set_memory_region's errnos; a refused op changes nothing", async () => {
+    const mmu = new Mmu("6.13", scenario.vm.memslots, ok);
+    const zaps: number[][] = [];
+    mmu.onZap = (g) => zaps.push(g);
+    await mmu.pageFault(0, 3, false);
+    const refused = [
+      [{ op: "delete", slot: 9 }, "EINVAL", "/op/slot"],
+      [{ op: "add", slot: 5, gpa: 512 * 1024, size: "1MiB" }, "EEXIST", "/op/gpa"], // overlaps slot 0's second half
+      [{ op: "add", slot: 5, gpa: 100, size: 4096 }, "EINVAL", "/op/gpa"],
+      [{ op: "add", slot: 5, gpa: 8 << 20, size: 4097 }, "EINVAL", "/op/size"],
+      [{ op: "add", slot: 0, gpa: 8 << 20, size: 4096 }, "EINVAL", "/op/slot"],
+      [{ op: "move", slot: 0, gpa: 4 << 20 }, "EEXIST", "/op/gpa"], // onto slot 1
+      [{ op: "move", slot: 0, gpa: 16 << 20, size: "2MiB" }, "EINVAL", "/op/size"],
+      [{ op: "move", slot: 3, gpa: 16 << 20 }, "EINVAL", "/op/slot"],
+    ] as const;
+    for (const [op, errno, path] of refused) {
+      await expect(mmu.memslotOp({ atMs: 0, ...op }), JSON.stringify(op)).rejects.toMatchObject({ errno, path, code: `FL_ERR_KVM_${errno}` });
+    }
+    await expect(mmu.memslotOp({ atMs: 0, op: "add", slot: 5 } as never)).rejects.toMatchObject({ code: "FL_ERR_INVALID", path: "/op/size" });
+    expect(zaps).toEqual([]);
+    expect(mmu.spte.has(3)).toBe(true);
+    // a slot may move onto part of its own old range (kvm_check_memslot_overlap skips the slot itself)
+    await expect(mmu.memslotOp({ atMs: 0, op: "move", slot: 0, gpa: 512 * 1024 })).resolves.toEqual([3]);
+  });
+
+  it("memslot ops - run one at a time (slots_lock): a delete then an add of the same range both succeed", async () => {
+    const mmu = new Mmu("6.13", scenario.vm.memslots, ok);
+    const del = mmu.memslotOp({ atMs: 0, op: "delete", slot: 0 });
+    const add = mmu.memslotOp({ atMs: 0, op: "add", slot: 2, gpa: 0, size: "1MiB" });
+    await expect(Promise.all([del, add])).resolves.toEqual([[], []]);
+    expect(mmu.memslots.find(0)?.id).toBe(2);
   });
 
   it("mmu notifier - pages dropped while a fault slept in gup make it stale (is_page_fault_stale → RET_PF_RETRY)", async () => {

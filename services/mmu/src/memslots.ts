@@ -4,7 +4,7 @@
  * get RET_PF_RETRY) and zaps its SPTEs (`kvm_arch_flush_shadow_memslot`), then, once SRCU readers
  * are done (`synchronize_srcu_expedited`, modelled as MEMSLOT_UPDATE_MS), installs the new set.
  */
-import { PAGE_SIZE, parseSize, type Memslot, type MemslotOp } from "@faultline/shared";
+import { checkMemslotOp, layoutOf, type Memslot, type MemslotOpInput } from "@faultline/shared";
 
 /** Modelled time between marking a slot invalid and installing the new memslots. */
 export const MEMSLOT_UPDATE_MS = 2;
@@ -20,11 +20,11 @@ export interface Slot {
 
 export class Memslots {
   readonly #slots: Slot[];
+  /** `slots_lock`: the end of the queue of ops in flight, null when none is */
+  #tail: Promise<void> | null = null;
 
   constructor(memslots: readonly Memslot[]) {
-    this.#slots = memslots.map((m) => ({
-      id: m.slot, baseGfn: m.gpa / PAGE_SIZE, npages: parseSize(m.size) / PAGE_SIZE, readonly: m.readonly ?? false, invalid: false,
-    }));
+    this.#slots = layoutOf(memslots).map((s) => ({ ...s, invalid: false }));
   }
 
   /** `__gfn_to_memslot` */
@@ -37,31 +37,36 @@ export class Memslots {
   }
 
   /**
-   * Applies a change. `zap` is called with the gfns whose SPTEs must go (and bumps the invalidation
-   * sequence); `wait` models the SRCU grace period.
+   * `kvm_set_memory_region`: takes `slots_lock` (ops run one at a time, in call order), checks the op
+   * as `__kvm_set_memory_region` does (a KvmErrnoError naming `<path>/<field>` with KVM's errno;
+   * nothing changes), then applies it. `path` points at the op in its message (`MemslotReq.op`). `zap` is called with the gfns whose SPTEs must go (and bumps
+   * the invalidation sequence); `wait` models the SRCU grace period.
    */
-  async apply(op: MemslotOp, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>): Promise<void> {
-    const i = this.#slots.findIndex((s) => s.id === op.slot);
-    const old = this.#slots[i];
-    if (op.op === "add") {
-      if (old) throw new Error(`memslot ${op.slot} exists`);
-      this.#slots.push({ id: op.slot, baseGfn: op.gpa! / PAGE_SIZE, npages: parseSize(op.size!) / PAGE_SIZE, readonly: op.readonly ?? false, invalid: false });
+  apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path = "/op"): Promise<void> {
+    const run = this.#tail ? this.#tail.then(() => this.#apply(op, zap, wait, path)) : this.#apply(op, zap, wait, path);
+    const tail = run.catch(() => undefined);
+    this.#tail = tail;
+    void tail.then(() => {
+      if (this.#tail === tail) this.#tail = null;
+    });
+    return run;
+  }
+
+  async #apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path: string): Promise<void> {
+    const c = checkMemslotOp(this.#slots, op, "memslot op", path);
+    if (c.change === "none") return;
+    if (c.change === "KVM_MR_CREATE") {
+      this.#slots.push({ ...c.slot, invalid: false });
       return;
     }
-    if (!old) throw new Error(`memslot ${op.slot} does not exist`);
-    const gfns = this.gfnsOf(old);
-    if (op.op === "flags") {
-      // a flags-only change: no INVALID window; zap so the new protection takes effect
-      old.readonly = op.readonly ?? old.readonly;
-      zap(gfns);
-      return;
-    }
+    // KVM_MR_DELETE / KVM_MR_MOVE: kvm_invalidate_memslot, then kvm_arch_flush_shadow_memslot
+    const old = this.#slots.find((s) => s.id === c.id)!;
     old.invalid = true;
-    zap(gfns);
+    zap(this.gfnsOf(old));
     await wait(MEMSLOT_UPDATE_MS);
-    if (op.op === "delete") this.#slots.splice(this.#slots.indexOf(old), 1);
+    if (c.change === "KVM_MR_DELETE") this.#slots.splice(this.#slots.indexOf(old), 1);
     else {
-      old.baseGfn = op.gpa! / PAGE_SIZE;
+      old.baseGfn = c.baseGfn;
       old.invalid = false;
     }
   }
