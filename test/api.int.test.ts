@@ -35,7 +35,7 @@ describe("api", () => {
   it("api - OpenAPI 3.1 is served at /docs with every route", async () => {
     const doc = await t.api.call<{ openapi: string; paths: Record<string, unknown> }>("GET", "/docs/json");
     expect(doc.openapi).toBe("3.1.0");
-    for (const p of ["/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/signals", "/v1/runs/{id}/pause", "/v1/runs/{id}/resume", "/v1/runs/{id}/pager/stall", "/v1/runs/{id}/pager/unstall", "/healthz"]) {
+    for (const p of ["/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/signals", "/v1/runs/{id}/memslots", "/v1/runs/{id}/pager/drop", "/v1/runs/{id}/pause", "/v1/runs/{id}/resume", "/v1/runs/{id}/pager/stall", "/v1/runs/{id}/pager/unstall", "/healthz"]) {
       expect(doc.paths).toHaveProperty([p]);
     }
   });
@@ -104,5 +104,45 @@ describe("api", () => {
     expect(r.pause!.resumedAtMs).not.toBeNull();
     const late = await httpError(t.api.call("POST", `/v1/runs/${run.id}/pause`));
     expect(late.status).toBe(409);
+  });
+
+  it("api - runs are listed newest first, a page at a time, and filtered by status", async () => {
+    const small = { durationMs: 5000, pager: { latency: { us: 0 } }, workload: { pagesPerVcpu: 16 } };
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await t.api.createRun({ ...small, name: `list-${i}` });
+      ids.push(r.id);
+      await t.api.waitRun(r.id);
+    }
+    const p1 = await t.api.call<{ runs: RunView[]; nextCursor: string | null }>("GET", "/v1/runs?limit=2");
+    expect(p1.runs.map((r) => r.id)).toEqual([ids[2], ids[1]]);
+    expect(p1.runs.every((r) => r.result === undefined)).toBe(true); // results only through GET /v1/runs/:id
+    expect(p1.nextCursor).not.toBeNull();
+    const p2 = await t.api.call<{ runs: RunView[]; nextCursor: string | null }>("GET", `/v1/runs?limit=2&cursor=${p1.nextCursor}`);
+    expect(p2.runs[0]!.id).toBe(ids[0]);
+    const done = await t.api.call<{ runs: RunView[] }>("GET", "/v1/runs?status=completed&limit=1000");
+    expect(done.runs.every((r) => r.status === "completed")).toBe(true);
+    expect(done.runs.map((r) => r.id)).toEqual(expect.arrayContaining(ids));
+    const bad = await httpError(t.api.call("GET", "/v1/runs?status=happy"));
+    expect(bad.status).toBe(400);
+  });
+
+  it("api - DELETE cancels a running run (torn down everywhere, partial result) and deletes an ended one", async () => {
+    const run = await t.api.createRun({ name: "cancel-me", durationMs: 60_000, pager: { latency: { us: 0 } }, vm: { vcpus: 2 }, workload: { pagesPerVcpu: 8000 } });
+    await waitFor(run.id, (r) => r.status === "running" && r.vcpus.every((v) => v.pagesTouched > 0), "making progress");
+    const del = await t.api.call<{ status: string }>("DELETE", `/v1/runs/${run.id}`);
+    expect(del.status).toBe("cancelled");
+    const r = await t.api.getRun(run.id);
+    expect(r.status).toBe("cancelled");
+    expect(r.result!.partial).toBe(false); // every service reported; the run just did not finish
+    expect(r.result!.testbed.incidents.map((i) => i.kind)).toContain("cancelled");
+    expect(r.result!.vcpus.some((v) => v.state !== "done")).toBe(true);
+    // torn down everywhere: no service holds the VM any more
+    const h = await t.api.call<{ services: Record<string, { vms?: number }> }>("GET", "/healthz");
+    for (const svc of ["vcpu", "mmu", "pager", "signals"]) expect(h.services[svc]!.vms, svc).toBe(0);
+    const gone = await t.api.call<{ status: string }>("DELETE", `/v1/runs/${run.id}`);
+    expect(gone.status).toBe("deleted");
+    expect((await httpError(t.api.getRun(run.id))).status).toBe(404);
+    expect((await httpError(t.api.call("DELETE", `/v1/runs/${run.id}`))).status).toBe(404);
   });
 });

@@ -181,6 +181,14 @@ export class ClosedConnectionError extends FaultlineError {
   }
 }
 
+/** A request given up because what it was for is gone (the VM was torn down). */
+export class CancelledError extends FaultlineError {
+  constructor(subject: string) {
+    super("FL_ERR_CANCELLED", `request on ${subject} cancelled: the VM was torn down`);
+    this.name = "CancelledError";
+  }
+}
+
 /** A service holding a run's VM stopped answering (dead, wedged or unreachable) within the liveness bound. */
 export class ServiceLostError extends FaultlineError {
   readonly service: string;

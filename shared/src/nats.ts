@@ -16,7 +16,7 @@ import { connect, headers, errors, type MsgHdrs, type NatsConnection, type Msg, 
 import type { Static, TSchema } from "@sinclair/typebox";
 import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
-import { ClosedConnectionError, FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, ValidationError, httpStatusOf } from "./errors.ts";
+import { CancelledError, ClosedConnectionError, FaultlineError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError, ValidationError, httpStatusOf } from "./errors.ts";
 import { assertValid } from "./schemas/validate.ts";
 import { PingReply } from "./schemas/messages.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
@@ -106,6 +106,8 @@ export interface RequestOptions {
   stream?: ReqStream;
   /** retry on timeouts and no-responders until the deadline. @default true */
   retry?: boolean;
+  /** stop retrying (the VM was torn down): the request then fails with FL_ERR_CANCELLED */
+  signal?: AbortSignal;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -137,6 +139,7 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
   for (;;) {
     const left = deadline - performance.now();
     if (left <= 0) throw last ?? new RequestTimeoutError(subject, o.timeoutMs);
+    if (o.signal?.aborted) throw new CancelledError(subject);
     if (nc.isClosed()) throw new ClosedConnectionError(subject);
     const h = headers();
     if (o.trace) h.set(TRACE_HEADER, o.trace);
@@ -152,7 +155,7 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
       if (noResp) last = new NoRespondersError(subject, err);
       else if (err instanceof errors.TimeoutError) last = new RequestTimeoutError(subject, Math.round(performance.now() - (deadline - o.timeoutMs)), err);
       else if (err instanceof FaultlineError) last = err;
-      else if (nc.isClosed()) throw new ClosedConnectionError(subject, err);
+      else if (nc.isClosed() || err instanceof errors.DrainingConnectionError || err instanceof errors.ClosedConnectionError) throw new ClosedConnectionError(subject, err);
       else last = new RequestTimeoutError(subject, o.timeoutMs, err);
       if (!retry) throw last;
       attempt++;
@@ -296,7 +299,7 @@ export function serve<S extends TSchema>(
         return offerBlob(nc, JSON.stringify(out ?? { ok: true }));
       })()
         .catch((e: unknown) => {
-          const level = e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
+          const level = e instanceof ClosedConnectionError || e instanceof CancelledError ? "debug" : e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
           log[level]({ err: e, subject: msg.subject }, "request failed");
           return errorReply(e);
         })

@@ -40,6 +40,8 @@ export interface VmContext {
   instance: string;
   testbed: VmTestbed;
   monitor: TestbedMonitor;
+  /** aborted when the VM is torn down: its requests stop retrying */
+  signal: AbortSignal;
 }
 
 /** One VM's state in one service. */
@@ -85,6 +87,7 @@ export function defineService<V extends VmState>(def: ServiceDefinition<V>): Ser
 
 interface Held<V> {
   state: V;
+  abort: AbortController;
   ctx: VmContext;
   subs: Subscription[];
   leaseUntil: number;
@@ -106,6 +109,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     const h = held.get(vm);
     if (!h) return false;
     held.delete(vm);
+    h.abort.abort();
     for (const s of h.subs) s.unsubscribe();
     try {
       h.state.close();
@@ -121,7 +125,8 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     if (held.has(m.vm)) return { ok: true as const, instance }; // a retried setup
     const vlog = log.child({ vm: m.vm });
     const testbed = monitor.track(m.vm);
-    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor };
+    const abort = new AbortController();
+    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor, signal: abort.signal };
     let state: V;
     try {
       state = def.create(ctx);
@@ -129,7 +134,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
       monitor.untrack(m.vm);
       throw err;
     }
-    const h: Held<V> = { state, ctx, subs: [], leaseUntil: performance.now() + m.leaseMs, leaseMs: m.leaseMs };
+    const h: Held<V> = { state, abort, ctx, subs: [], leaseUntil: performance.now() + m.leaseMs, leaseMs: m.leaseMs };
     held.set(m.vm, h);
     const vm = m.vm;
     const on = { vm };

@@ -164,14 +164,14 @@ export async function buildApp(o: AppOptions) {
 }
 
 const SendView = Type.Object({ sent: Type.Array(Type.Object({ vcpu: Type.Integer(), signal: Type.String(), sentAtMs: Type.Number() })) });
-const SvcHealth = Type.Object({ ok: Type.Boolean(), instance: Type.Optional(Type.String()), uptimeMs: Type.Optional(Type.Number()), rttMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
+const SvcHealth = Type.Object({ ok: Type.Boolean(), instance: Type.Optional(Type.String()), uptimeMs: Type.Optional(Type.Number()), vms: Type.Optional(Type.Integer({ description: "VMs (runs) this instance holds" })), rttMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
 const Health = Type.Object({ status: Type.String(), nats: Type.String(), services: Type.Record(Type.String(), SvcHealth) });
 
 async function ping(nc: NatsConnection, svc: (typeof SERVICES)[number]) {
   const t = performance.now();
   try {
-    const r = await request(nc, `fl.svc.${svc}.ping`, {}, PingReply, { timeoutMs: 1000 });
-    return { ok: true, instance: r.instance, uptimeMs: r.uptimeMs, rttMs: Math.round((performance.now() - t) * 100) / 100 };
+    const r = await request(nc, `fl.svc.${svc}.ping`, {}, PingReply, { timeoutMs: 1000, retry: false });
+    return { ok: true, instance: r.instance, uptimeMs: r.uptimeMs, vms: r.vms, rttMs: Math.round((performance.now() - t) * 100) / 100 };
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   }

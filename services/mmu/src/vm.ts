@@ -28,7 +28,7 @@ export class MmuVm implements VmState {
     this.mmu = new Mmu(
       s.kernel.profile,
       s.vm.memslots,
-      (req) => request(nc, subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu) }),
+      (req) => request(nc, subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu), signal: ctx.signal }),
       apf,
     );
     if (s.pager.mode === "wp") {

@@ -15,7 +15,7 @@ export class VmSignals implements VmState {
   readonly #vm: string;
   #trace = 0;
 
-  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number } }) {
+  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
     const { nc, vm, scenario } = ctx;
     const rpcTimeoutMs = ctx.config.FAULTLINE_RPC_TIMEOUT_MS;
     this.#nc = nc;
@@ -26,8 +26,8 @@ export class VmSignals implements VmState {
     const body = () => ({ vm, trace: this.#nextTrace("stop") });
     this.pause = new PauseController(n, scenario.vmm.rekickMs, {
       now: () => this.clock.now(),
-      stopAll: async () => void (await request(nc, subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs })),
-      contAll: async () => void (await request(nc, subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs })),
+      stopAll: async () => void (await request(nc, subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
+      contAll: async () => void (await request(nc, subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
       kick: (vcpus) => void this.send(vcpus, SIG_IPI, "pause-kick"),
       every: (ms, fn) => this.clock.every(ms, fn),
     });

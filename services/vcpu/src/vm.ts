@@ -30,13 +30,13 @@ export class VcpuVm implements VmState {
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
       fault: (vcpu, gfn, write, site) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream }), "f"),
+        rq(vcpu, (stream, trace) => request(nc, subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "f"),
       dequeue: async (vcpu, atMs, outcome, via) =>
-        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: rpcTimeoutMs, stream }), "d")),
+        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: rpcTimeoutMs, stream, signal: ctx.signal }), "d")),
       apfReady: (vcpu, gfn, token) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs, stream }), "a"),
+        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs, stream, signal: ctx.signal }), "a"),
       resolve: (vcpu, gfn) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream }), "r"),
+        rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
       state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
       testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to),
     };
