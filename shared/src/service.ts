@@ -8,6 +8,7 @@ import { connectionName, loadConfig, type Config } from "./config.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import { createLogger } from "./log.ts";
 import { closeNats, connectNats, servePing } from "./nats.ts";
+import { watchParent } from "./parent-watch.ts";
 import type { ServiceName } from "./subjects.ts";
 
 export interface ServiceContext {
@@ -57,6 +58,7 @@ export async function runService(
 ): Promise<void> {
   const config = loadConfig();
   const log = createLogger(name, config);
+  watchParent((why) => { log.warn({ why }, "parent gone; exiting"); process.exit(1); });
   process.on("uncaughtException", (err) => {
     log.fatal({ err }, "uncaught exception");
     process.exit(1);
