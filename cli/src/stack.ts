@@ -1,15 +1,22 @@
 /**
  * The whole Faultline stack on this machine: a nats-server child (unless a URL is given) and the
  * five services, each its own OS process, configured through the same environment variables that
- * docker-compose.yml sets. Resolves once every service answers its ping over NATS.
+ * docker-compose.yml sets, and kept running by a Supervisor. Resolves once every service answers
+ * its ping over NATS.
+ *
+ * No process is left behind: `stop()` ends every child; if this process dies without calling it,
+ * the services see FAULTLINE_PARENT_PID vanish (watchParent) and nats-server's watchdog sees its
+ * pipe close.
  */
-import { PingReply, SERVICES, closeNats, connectNats, request, subjects, type ServiceName } from "@faultline/shared";
+import { FaultlineError, PingReply, SERVICES, closeNats, connectNats, request, subjects, type ServiceName } from "@faultline/shared";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { startNatsServer, stopChild, type NatsServer } from "./nats-server.ts";
+import { startNatsServer, type NatsServer } from "./nats-server.ts";
+import { Supervisor, type GiveUp, type SupervisorPolicy } from "./supervisor.ts";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -20,20 +27,44 @@ export function serviceCommand(svc: ServiceName): string[] {
 
 export interface StackOptions {
   natsUrl?: string;
-  /** @default a free port */
+  /** @default a free port (also for 0) */
   apiPort?: number;
+  /** @default 127.0.0.1 */
   apiHost?: string;
   logLevel?: string;
   /** where the services' log lines go; @default process.stderr */
   logSink?: Writable;
+  /** NATS reachable and every service answering its ping within this; @default 30000 */
   readyTimeoutMs?: number;
+  /** restart policy of the services; @default DEFAULT_POLICY */
+  supervisor?: Partial<SupervisorPolicy>;
+  /** aborting it stops the start-up (and everything started so far) */
+  signal?: AbortSignal;
 }
 
 export interface Stack {
   natsUrl: string;
   apiUrl: string;
-  services: Map<ServiceName, ChildProcess>;
+  /** the nats-server this stack started; null when given a URL */
+  nats: NatsServer | null;
+  supervisor: Supervisor;
+  /** the current child of each service (a new one after each restart) */
+  readonly services: Map<ServiceName, ChildProcess>;
+  child: (svc: ServiceName) => ChildProcess;
+  /** the pid of the service's running process; undefined while it awaits a restart */
+  pid: (svc: ServiceName) => number | undefined;
+  /** resolves if the supervisor gives up on a service (everything is then being stopped) */
+  gaveUp: Promise<GiveUp>;
+  /** stops every service, then nats-server; idempotent */
   stop: () => Promise<void>;
+}
+
+/** The stack could not start: NATS unreachable, a service died or was not ready in time. */
+export class StackStartError extends FaultlineError {
+  constructor(code: "FL_ERR_NATS_UNREACHABLE" | "FL_ERR_STACK_START" | "FL_ERR_INTERRUPTED", message: string, cause?: unknown) {
+    super(code, message, cause);
+    this.name = "StackStartError";
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -47,49 +78,131 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Where a local client reaches a server bound to `host`. */
+function reachableHost(host: string): string {
+  if (host === "0.0.0.0" || host === "") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
+  const readyTimeoutMs = o.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyTimeoutMs;
+  const sup = new Supervisor(o.supervisor);
   let nats: NatsServer | null = null;
-  const services = new Map<ServiceName, ChildProcess>();
-  const stop = async () => {
-    await Promise.all([...services.values()].map((c) => stopChild(c)));
-    await nats?.stop();
+  // last resort if this process exits without stop() (an uncaught error): a synchronous SIGTERM
+  const onExit = () => {
+    for (const n of sup.names()) sup.child(n)?.kill("SIGTERM");
+    try {
+      if (nats) process.kill(nats.pid, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  };
+  process.on("exit", onExit);
+  let stopped: Promise<void> | null = null;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await sup.stop();
+      await nats?.stop();
+      process.off("exit", onExit);
+    })());
+  const abort = () => {
+    if (o.signal?.aborted) throw new StackStartError("FL_ERR_INTERRUPTED", `start-up interrupted (${String(o.signal.reason)})`);
   };
   try {
-    if (!o.natsUrl) nats = await startNatsServer();
+    if (!o.natsUrl) nats = await startNatsServer({ startTimeoutMs: readyTimeoutMs });
+    abort();
     const natsUrl = o.natsUrl ?? nats!.url;
-    const apiPort = o.apiPort ?? (await freePort());
-    const sink = o.logSink ?? process.stderr;
-    for (const svc of SERVICES) {
-      const env = {
-        ...process.env,
-        NATS_URL: natsUrl,
-        FAULTLINE_LOG_LEVEL: o.logLevel ?? "warn",
-        FAULTLINE_API_PORT: String(apiPort),
-        FAULTLINE_API_HOST: o.apiHost ?? "127.0.0.1",
-        FAULTLINE_INSTANCE: `${svc}-${process.pid}`,
+    const nc = await connectWithin(natsUrl, deadline, readyTimeoutMs, o.signal);
+    try {
+      const apiPort = o.apiPort || (await freePort());
+      const apiHost = o.apiHost ?? "127.0.0.1";
+      const sink = o.logSink ?? process.stderr;
+      for (const svc of SERVICES) {
+        const env = {
+          ...process.env,
+          NATS_URL: natsUrl,
+          FAULTLINE_LOG_LEVEL: o.logLevel ?? "warn",
+          FAULTLINE_API_PORT: String(apiPort),
+          FAULTLINE_API_HOST: apiHost,
+          FAULTLINE_INSTANCE: `${svc}-${process.pid}`,
+          FAULTLINE_PARENT_PID: String(process.pid),
+        };
+        sup.add(svc, () => {
+          // detached: a terminal's Ctrl-C reaches the CLI only, which stops its children in order
+          const child = spawn(process.execPath, serviceCommand(svc), { env, stdio: ["ignore", "pipe", "pipe"], cwd: REPO_ROOT, detached: true });
+          child.stdout?.on("data", (d: Buffer) => sink.write(d));
+          child.stderr?.on("data", (d: Buffer) => sink.write(d));
+          return child;
+        });
+      }
+      await waitReady(nc, sup, deadline, readyTimeoutMs, o.signal);
+      const stack: Stack = {
+        natsUrl,
+        apiUrl: `http://${reachableHost(apiHost)}:${apiPort}`,
+        nats,
+        supervisor: sup,
+        get services() {
+          return new Map(SERVICES.map((s) => [s, sup.child(s)!] as const));
+        },
+        child: (svc) => sup.child(svc)!,
+        pid: (svc) => sup.pid(svc),
+        gaveUp: sup.gaveUp,
+        stop,
       };
-      const child = spawn(process.execPath, serviceCommand(svc), { env, stdio: ["ignore", "pipe", "pipe"], cwd: REPO_ROOT });
-      child.stdout?.on("data", (d: Buffer) => sink.write(d));
-      child.stderr?.on("data", (d: Buffer) => sink.write(d));
-      services.set(svc, child);
+      return stack;
+    } finally {
+      await closeNats(nc);
     }
-    await waitReady(natsUrl, services, o.readyTimeoutMs ?? 30_000);
-    return { natsUrl, apiUrl: `http://127.0.0.1:${apiPort}`, services, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-async function waitReady(natsUrl: string, services: Map<ServiceName, ChildProcess>, timeoutMs: number): Promise<void> {
-  const nc = await connectNats({ servers: natsUrl, name: "faultline-cli-ready" });
-  const deadline = Date.now() + timeoutMs;
-  try {
-    const pending = new Set(services.keys());
-    while (pending.size && Date.now() < deadline) {
-      for (const [svc, child] of services) {
-        if (child.exitCode !== null) throw new Error(`service ${svc} exited with ${child.exitCode} during start-up`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Connects to NATS, retrying until the deadline: `--nats URL` may point at nothing. */
+async function connectWithin(url: string, deadline: number, timeoutMs: number, signal?: AbortSignal): Promise<NatsConnection> {
+  let last: unknown;
+  do {
+    if (signal?.aborted) throw new StackStartError("FL_ERR_INTERRUPTED", `start-up interrupted (${String(signal.reason)})`);
+    try {
+      // a black-holed address would hang until the client's own connect timeout: bound it here
+      const attempt = connectNats({ servers: url, name: "faultline-cli-ready" });
+      const left = Math.max(250, deadline - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no connection within ${left} ms`)), left)));
+      try {
+        return await Promise.race([attempt, timeout]);
+      } catch (err) {
+        void attempt.then((nc) => nc.close(), () => undefined);
+        throw err;
+      } finally {
+        clearTimeout(timer);
       }
+    } catch (err) {
+      last = err;
+      await sleep(250);
+    }
+  } while (Date.now() < deadline);
+  const why = last instanceof Error ? last.message : String(last);
+  throw new StackStartError("FL_ERR_NATS_UNREACHABLE", `NATS at ${url} unreachable for ${timeoutMs} ms (${why})`, last);
+}
+
+async function waitReady(nc: NatsConnection, sup: Supervisor, deadline: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  // during start-up an exit is fatal: a service that cannot start will not start on a retry either
+  let died: string | null = null;
+  const onRestart = (r: { name: string; exit: string }) => (died ??= `service ${r.name} exited (${r.exit}) during start-up`);
+  const onGaveUp = (g: GiveUp) => (died ??= `${g.message} during start-up`);
+  sup.on("restart", onRestart);
+  sup.on("gaveUp", onGaveUp);
+  try {
+    const pending = new Set(sup.names() as ServiceName[]);
+    while (pending.size && Date.now() < deadline) {
+      if (died) throw new StackStartError("FL_ERR_STACK_START", died);
+      if (signal?.aborted) throw new StackStartError("FL_ERR_INTERRUPTED", `start-up interrupted (${String(signal.reason)})`);
       await Promise.all(
         [...pending].map(async (svc) => {
           try {
@@ -100,10 +213,12 @@ async function waitReady(natsUrl: string, services: Map<ServiceName, ChildProces
           }
         }),
       );
-      if (pending.size) await new Promise((r) => setTimeout(r, 100));
+      if (pending.size) await sleep(100);
     }
-    if (pending.size) throw new Error(`services not ready after ${timeoutMs} ms: ${[...pending].join(", ")}`);
+    if (died) throw new StackStartError("FL_ERR_STACK_START", died);
+    if (pending.size) throw new StackStartError("FL_ERR_STACK_START", `services not ready after ${timeoutMs} ms: ${[...pending].join(", ")}`);
   } finally {
-    await closeNats(nc);
+    sup.off("restart", onRestart);
+    sup.off("gaveUp", onGaveUp);
   }
 }
