@@ -35,8 +35,13 @@ export class ServiceGaveUp extends FaultlineError {
   }
 }
 
-/** Races a promise against the command's end: rejects with Interrupted or ServiceGaveUp. */
-export type Guard = <T>(p: Promise<T>) => Promise<T>;
+/** What a command body gets besides the stack. */
+export interface CommandContext {
+  /** races a promise against the command's end: rejects with Interrupted or ServiceGaveUp */
+  guard: <T>(p: Promise<T>) => Promise<T>;
+  /** aborted when the command is ending (signal or a service given up on): stop polling */
+  signal: AbortSignal;
+}
 
 /** Traps the terminating signals until disposed; `interrupted` rejects with the first one. */
 export function trapSignals(): { controller: AbortController; interrupted: Promise<never>; dispose: () => void } {
@@ -61,16 +66,21 @@ export function trapSignals(): { controller: AbortController; interrupted: Promi
  * Starts a stack, runs `body` with it, stops it whatever happens. Returns body's exit code, or
  * 128+signal when interrupted, or 1 (after one line on stderr) when a service could not be kept up.
  */
-export async function withStack(o: StackOptions, body: (stack: Stack, guard: Guard) => Promise<number>): Promise<number> {
+export async function withStack(o: StackOptions, body: (stack: Stack, ctx: CommandContext) => Promise<number>): Promise<number> {
   const trap = trapSignals();
   let stack: Stack | null = null;
   try {
     // not raced with the signal: startStack sees the abort, stops what it started, and throws
     stack = await startStack({ ...o, signal: trap.controller.signal });
-    const gaveUp = stack.gaveUp.then((g) => Promise.reject(new ServiceGaveUp(g)));
+    const ending = new AbortController();
+    const gaveUp = stack.gaveUp.then((g) => {
+      ending.abort(new ServiceGaveUp(g));
+      return Promise.reject(new ServiceGaveUp(g));
+    });
     gaveUp.catch(() => undefined);
-    const guard: Guard = (p) => Promise.race([p, trap.interrupted, gaveUp]);
-    return await body(stack, guard);
+    trap.interrupted.catch((e: Interrupted) => ending.abort(e));
+    const guard = <T>(p: Promise<T>) => Promise.race([p, trap.interrupted, gaveUp]);
+    return await body(stack, { guard, signal: ending.signal });
   } catch (err) {
     if (err instanceof Interrupted) {
       process.stderr.write(`faultline: ${err.message}; stopping\n`);

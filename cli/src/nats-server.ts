@@ -43,8 +43,16 @@ export interface NatsServerOptions {
   startTimeoutMs?: number;
 }
 
-/** Waits for EOF on stdin (our death or our close), then TERM, up to 3 s, then KILL. */
-const WATCHDOG = 'read _; kill -TERM "$1" 2>/dev/null; n=0; while kill -0 "$1" 2>/dev/null && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done; kill -KILL "$1" 2>/dev/null; exit 0';
+/**
+ * Waits for EOF on stdin (our death or our close), then TERM, up to 3 s, then KILL. An orphaned
+ * server may stay a zombie (nobody reaps it), so where /proc exists a `Z` state counts as gone.
+ */
+const WATCHDOG = [
+  'up() { kill -0 "$1" 2>/dev/null || return 1; [ -r "/proc/$1/stat" ] || return 0; case "$(cut -d")" -f2 "/proc/$1/stat")" in " Z"*) return 1;; esac; }',
+  'read _; kill -TERM "$1" 2>/dev/null; n=0',
+  'while up "$1" && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done',
+  'if up "$1"; then kill -KILL "$1" 2>/dev/null; fi; exit 0',
+].join("; ");
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), "faultline-nats-"));
