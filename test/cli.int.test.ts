@@ -56,6 +56,30 @@ describe("cli", () => {
     expect((await faultline("run")).code).toBe(2);
   });
 
+  it("cli - a bad flag value is one line on stderr and exit 2, before anything starts", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["up", "--port", "http"], /--port must be an integer from 0 to 65535, got "http"/],
+      [["up", "--port", "65536"], /--port must be an integer/],
+      [["demo", "--ready-timeout", "soon"], /--ready-timeout must be an integer/],
+      [["run", "scenarios/postcopy-stall-sigusr1-6.2.yaml", "--profile", "5.10"], /--profile must be one of pre-6\.2, 6\.2, 6\.13/],
+      [["run", "scenarios/postcopy-stall-sigusr1-6.2.yaml", "--log-level", "loud"], /--log-level must be one of fatal/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await faultline(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+    }
+  });
+
+  it("cli - up --nats pointing at nothing fails with one line within the ready timeout", async () => {
+    const r = await faultline("up", "--port", "0", "--nats", "nats://127.0.0.1:1", "--ready-timeout", "1500");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/^faultline: FL_ERR_NATS_UNREACHABLE: NATS at nats:\/\/127\.0\.0\.1:1 unreachable for 1500 ms/);
+  });
+
   it("cli - demo runs pre-6.2 and 6.2 side by side", async () => {
     const r = await faultline("demo", "--nats", inject("natsUrl"));
     expect(r.code, r.stderr).toBe(0);

@@ -6,6 +6,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
@@ -180,5 +182,28 @@ describe.skipIf(!existsSync("/proc/self/stat"))("supervision", () => {
     const ms = performance.now() - t0;
     expect(alive(pids).map((p) => kids.find((k) => k.pid === p)!.cmd)).toEqual([]);
     console.log(`supervision: all ${pids.length} children of the SIGKILLed CLI gone after ${ms.toFixed(0)} ms`);
+  }, 120_000);
+
+  it("supervision - SIGINT during `faultline run` stops nats-server and every service; exit 130", async () => {
+    // the seed scenario, made long enough that the signal lands while it runs
+    const dir = await mkdtemp(join(tmpdir(), "fl-sup-"));
+    const file = join(dir, "long.yaml");
+    const seed = readFileSync(join(ROOT, "scenarios", "postcopy-stall-sigusr1-6.2.yaml"), "utf8");
+    await writeFile(file, seed.replace(/^durationMs: \d+$/m, "durationMs: 120000\nendWhenDone: false").replace(/^name: .*$/m, "name: long"));
+    const child = spawn(process.execPath, [BIN, "run", file, "--log-level", "info"], { cwd: ROOT, env: { ...process.env, CI: "true" }, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    started.push({ child, pid: child.pid!, apiUrl: "", stderr: () => err, exited: exited.then((code) => ({ code, signal: null })) });
+    // every service has logged "service ready" and the run has been created
+    await until("five services ready and the run started", () => (err.match(/"msg":"service ready"/g) ?? []).length === 5 && /"msg":"run started"/.test(err), 90_000);
+    const kids = descendants(child.pid!);
+    expect(kids.filter((p) => /services\/\w+\/src\/main\.ts/.test(p.cmd))).toHaveLength(5);
+    expect(kids.some((p) => p.cmd.startsWith("nats-server"))).toBe(true);
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(err).toContain("faultline: interrupted by SIGINT; stopping");
+    await until("every child gone", () => alive(kids.map((p) => p.pid)).length === 0, 10_000).catch(() => undefined);
+    expect(alive(kids.map((p) => p.pid))).toEqual([]);
   }, 120_000);
 });
