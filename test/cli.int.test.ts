@@ -1,6 +1,7 @@
 /** The `faultline` command as a user runs it: a child process, on the suite's NATS (`--nats`). */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -78,6 +79,20 @@ describe("cli", () => {
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/^faultline: FL_ERR_NATS_UNREACHABLE: NATS at nats:\/\/127\.0\.0\.1:1 unreachable for 1500 ms/);
+  });
+
+  it("cli - up on a port already taken fails at start-up naming the api, without restarting it", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = String((busy.address() as AddressInfo).port);
+    try {
+      const r = await faultline("up", "--port", port, "--nats", inject("natsUrl"), "--log-level", "fatal");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^faultline: FL_ERR_STACK_START: service api exited \(exit code 1\) during start-up$/);
+      expect(r.stderr).not.toMatch(/restart \d in/);
+    } finally {
+      busy.close();
+    }
   });
 
   it("cli - demo runs pre-6.2 and 6.2 side by side", async () => {

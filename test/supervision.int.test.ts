@@ -184,6 +184,17 @@ describe.skipIf(!existsSync("/proc/self/stat"))("supervision", () => {
     console.log(`supervision: all ${pids.length} children of the SIGKILLed CLI gone after ${ms.toFixed(0)} ms`);
   }, 120_000);
 
+  it("supervision - if its nats-server dies, up stops every service and exits 1 with one line", async () => {
+    const u = await up();
+    const kids = descendants(u.pid);
+    const nats = kids.find((p) => p.cmd.startsWith("nats-server"))!;
+    process.kill(nats.pid, "SIGKILL");
+    expect((await u.exited).code).toBe(1);
+    expect(u.stderr().trim().split("\n").at(-1)).toBe("faultline: nats-server died (SIGKILL); giving up");
+    await until("every child gone", () => alive(kids.map((p) => p.pid)).length === 0, 10_000).catch(() => undefined);
+    expect(alive(kids.map((p) => p.pid))).toEqual([]);
+  }, 120_000);
+
   it("supervision - SIGINT during `faultline run` stops nats-server and every service; exit 130", async () => {
     // the seed scenario, made long enough that the signal lands while it runs
     const dir = await mkdtemp(join(tmpdir(), "fl-sup-"));

@@ -27,6 +27,8 @@ export interface NatsServer {
   stop: () => Promise<void>;
   /** Sends `signal` and resolves once the server has exited; leaves the temp dir and store in place. */
   kill: (signal?: NodeJS.Signals) => Promise<void>;
+  /** resolves when the server process exits, for whatever reason: `SIGKILL`, `exit code 1`, … */
+  exited: Promise<string>;
 }
 
 export interface NatsServerOptions {
@@ -72,6 +74,7 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
     watchdog.on("error", () => undefined);
     watchdog.stdin?.on("error", () => undefined);
   }
+  const exitedHow = new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? `exit code ${code}`)));
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<Error>((resolve) => {
@@ -109,6 +112,7 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
       storeDir,
       stop,
       kill,
+      exited: exitedHow,
     };
   } catch (err) {
     await stop();

@@ -88,7 +88,8 @@ function reachableHost(host: string): string {
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const readyTimeoutMs = o.readyTimeoutMs ?? 30_000;
   const deadline = Date.now() + readyTimeoutMs;
-  const sup = new Supervisor(o.supervisor);
+  // not armed until every service is ready: a service that dies during start-up fails the start
+  const sup = new Supervisor(o.supervisor, { armed: false });
   let nats: NatsServer | null = null;
   // last resort if this process exits without stop() (an uncaught error): a synchronous SIGTERM
   const onExit = () => {
@@ -138,6 +139,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         });
       }
       await waitReady(nc, sup, deadline, readyTimeoutMs, o.signal);
+      sup.arm();
       const stack: Stack = {
         natsUrl,
         apiUrl: `http://${reachableHost(apiHost)}:${apiPort}`,
@@ -148,7 +150,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
         },
         child: (svc) => sup.child(svc)!,
         pid: (svc) => sup.pid(svc),
-        gaveUp: sup.gaveUp,
+        gaveUp: Promise.race([sup.gaveUp, natsDeath(nats, sup)]),
         stop,
       };
       return stack;
@@ -162,6 +164,18 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The stack's own nats-server is not restarted: if it dies, the stack gives up (never resolves without one). */
+function natsDeath(nats: NatsServer | null, sup: Supervisor): Promise<GiveUp> {
+  if (!nats) return new Promise(() => undefined);
+  return new Promise((resolve) => {
+    void nats.exited.then(async (exit) => {
+      if (sup.stopping) return;
+      await sup.stop();
+      resolve({ name: "nats-server", exit, deaths: 1, windowMs: 0, message: `nats-server died (${exit}); giving up` });
+    });
+  });
+}
 
 /** Connects to NATS, retrying until the deadline: `--nats URL` may point at nothing. */
 async function connectWithin(url: string, deadline: number, timeoutMs: number, signal?: AbortSignal): Promise<NatsConnection> {
@@ -194,10 +208,8 @@ async function connectWithin(url: string, deadline: number, timeoutMs: number, s
 async function waitReady(nc: NatsConnection, sup: Supervisor, deadline: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   // during start-up an exit is fatal: a service that cannot start will not start on a retry either
   let died: string | null = null;
-  const onRestart = (r: { name: string; exit: string }) => (died ??= `service ${r.name} exited (${r.exit}) during start-up`);
-  const onGaveUp = (g: GiveUp) => (died ??= `${g.message} during start-up`);
-  sup.on("restart", onRestart);
-  sup.on("gaveUp", onGaveUp);
+  const onExit = (name: string, exit: string) => (died ??= `service ${name} exited (${exit}) during start-up`);
+  sup.on("startupExit", onExit);
   try {
     const pending = new Set(sup.names() as ServiceName[]);
     while (pending.size && Date.now() < deadline) {
@@ -218,7 +230,6 @@ async function waitReady(nc: NatsConnection, sup: Supervisor, deadline: number, 
     if (died) throw new StackStartError("FL_ERR_STACK_START", died);
     if (pending.size) throw new StackStartError("FL_ERR_STACK_START", `services not ready after ${timeoutMs} ms: ${[...pending].join(", ")}`);
   } finally {
-    sup.off("restart", onRestart);
-    sup.off("gaveUp", onGaveUp);
+    sup.off("startupExit", onExit);
   }
 }

@@ -24,7 +24,7 @@ async function respawn(s: Supervisor, name: string): Promise<ChildProcess> {
 describe("supervisor", () => {
   it("supervisor - a child killed with SIGKILL is started again, with a new pid, and the restart is logged in one line", async () => {
     const lines: string[] = [];
-    sup = new Supervisor({ initialDelayMs: 50 }, (l) => lines.push(l));
+    sup = new Supervisor({ initialDelayMs: 50 }, { log: (l) => lines.push(l) });
     const first = sup.add("mmu", sleeper);
     sup.add("vcpu", sleeper);
     const pid0 = first.pid!;
@@ -40,7 +40,7 @@ describe("supervisor", () => {
 
   it("supervisor - delays double per consecutive restart up to the cap; the Nth death in the window gives up and stops everything", async () => {
     const lines: string[] = [];
-    sup = new Supervisor({ initialDelayMs: 20, maxDelayMs: 80, maxDeaths: 6, windowMs: 60_000 }, (l) => lines.push(l));
+    sup = new Supervisor({ initialDelayMs: 20, maxDelayMs: 80, maxDeaths: 6, windowMs: 60_000 }, { log: (l) => lines.push(l) });
     const restarts: RestartInfo[] = [];
     sup.on("restart", (r: RestartInfo) => restarts.push(r));
     const other = sup.add("pager", sleeper);
@@ -57,7 +57,7 @@ describe("supervisor", () => {
   });
 
   it("supervisor - a child that stayed up resetAfterMs restarts from the first delay again", async () => {
-    sup = new Supervisor({ initialDelayMs: 30, resetAfterMs: 1500 }, () => undefined);
+    sup = new Supervisor({ initialDelayMs: 30, resetAfterMs: 1500 }, { log: () => undefined });
     const restarts: RestartInfo[] = [];
     sup.on("restart", (r: RestartInfo) => restarts.push(r));
     let c = sup.add("signals", sleeper);
@@ -77,7 +77,7 @@ describe("supervisor", () => {
   });
 
   it("supervisor - stop() cancels a pending restart and stops every child; exits during stop are not restarts", async () => {
-    sup = new Supervisor({ initialDelayMs: 200 }, () => undefined);
+    sup = new Supervisor({ initialDelayMs: 200 }, { log: () => undefined });
     const spawns: string[] = [];
     const a = sup.add("vcpu", sleeper);
     const b = sup.add("mmu", sleeper);
@@ -90,5 +90,23 @@ describe("supervisor", () => {
     await new Promise((r) => setTimeout(r, 400));
     expect(spawns).toEqual([]);
     expect(sup.pid("vcpu")).toBeUndefined();
+  });
+
+  it("supervisor - before arm() a death is reported as startupExit, not restarted nor logged", async () => {
+    const lines: string[] = [];
+    sup = new Supervisor({ initialDelayMs: 20 }, { log: (l) => lines.push(l), armed: false });
+    const spawns: string[] = [];
+    sup.on("spawn", (n: string) => spawns.push(n));
+    const exited = once(sup, "startupExit");
+    sup.add("api", crasher(7));
+    expect(await exited).toEqual(["api", "exit code 7"]);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(spawns).toEqual(["api"]);
+    expect(lines).toEqual([]);
+    // arm() handles the death seen before: logged and restarted under the policy
+    const again = respawn(sup, "api");
+    sup.arm();
+    await again;
+    expect(lines[0]).toBe("service api exited (exit code 7); restart 1 in 20 ms");
   });
 });

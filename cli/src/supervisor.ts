@@ -50,15 +50,27 @@ interface Entry {
   consecutive: number;
   deaths: number[];
   timer: NodeJS.Timeout | null;
+  /** how the child died before arm() */
+  unarmedExit: string | null;
 }
 
 export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ?? `exit code ${code}`;
 }
 
+export interface SupervisorOptions {
+  /** where restart lines go; @default stderr, prefixed `faultline: ` */
+  log?: (line: string) => void;
+  /**
+   * false: until arm(), a death is only reported (`startupExit`), neither restarted nor logged; a
+   * service that cannot start will not start on a retry either. @default true
+   */
+  armed?: boolean;
+}
+
 /**
  * Events: `spawn` (name, child) for every start including the first; `restart` (RestartInfo) when a
- * restart is scheduled; `gaveUp` (GiveUp).
+ * restart is scheduled; `gaveUp` (GiveUp); `startupExit` (name, exit) for a death before arm().
  */
 export class Supervisor extends EventEmitter {
   readonly policy: SupervisorPolicy;
@@ -67,18 +79,28 @@ export class Supervisor extends EventEmitter {
   readonly #log: (line: string) => void;
   #resolveGaveUp!: (g: GiveUp) => void;
   #stopping: Promise<void> | null = null;
+  #armed: boolean;
 
-  constructor(policy: Partial<SupervisorPolicy> = {}, log: (line: string) => void = (l) => process.stderr.write(`faultline: ${l}\n`)) {
+  constructor(policy: Partial<SupervisorPolicy> = {}, o: SupervisorOptions = {}) {
     super();
     this.policy = { ...DEFAULT_POLICY, ...policy };
-    this.#log = log;
+    this.#log = o.log ?? ((l) => process.stderr.write(`faultline: ${l}\n`));
+    this.#armed = o.armed ?? true;
     this.gaveUp = new Promise((r) => (this.#resolveGaveUp = r));
+  }
+
+  /** From now on deaths are restarted under the policy (a death reported before is handled now). */
+  arm(): void {
+    this.#armed = true;
+    for (const [name, e] of this.#entries) {
+      if (e.unarmedExit !== null && !this.#stopping) this.#died(name, e, e.unarmedExit);
+    }
   }
 
   /** Starts `start()` now and keeps it running under the policy; returns the first child. */
   add(name: string, start: () => ChildProcess): ChildProcess {
     if (this.#entries.has(name)) throw new Error(`supervisor: ${name} added twice`);
-    const e: Entry = { start, child: null as unknown as ChildProcess, startedAt: 0, consecutive: 0, deaths: [], timer: null };
+    const e: Entry = { start, child: null as unknown as ChildProcess, startedAt: 0, consecutive: 0, deaths: [], timer: null, unarmedExit: null };
     this.#entries.set(name, e);
     this.#spawn(name, e);
     return e.child;
@@ -129,6 +151,12 @@ export class Supervisor extends EventEmitter {
   }
 
   #died(name: string, e: Entry, exit: string): void {
+    if (!this.#armed) {
+      e.unarmedExit = exit;
+      this.emit("startupExit", name, exit);
+      return;
+    }
+    e.unarmedExit = null;
     const now = Date.now();
     if (now - e.startedAt >= this.policy.resetAfterMs) e.consecutive = 0;
     e.deaths = [...e.deaths.filter((t) => now - t < this.policy.windowMs), now];
