@@ -195,8 +195,8 @@ describe.skipIf(!existsSync("/proc/self/stat"))("supervision", () => {
     expect(alive(kids.map((p) => p.pid))).toEqual([]);
   }, 120_000);
 
-  it("supervision - SIGINT during `faultline run` stops nats-server and every service; exit 130", async () => {
-    // the seed scenario, made long enough that the signal lands while it runs
+  /** `faultline run` of the seed scenario made long enough that what the test does lands while it runs. */
+  async function longRun(): Promise<{ child: ChildProcess; err: () => string; exited: Promise<number | null> }> {
     const dir = await mkdtemp(join(tmpdir(), "fl-sup-"));
     const file = join(dir, "long.yaml");
     const seed = readFileSync(join(ROOT, "scenarios", "postcopy-stall-sigusr1-6.2.yaml"), "utf8");
@@ -206,14 +206,30 @@ describe.skipIf(!existsSync("/proc/self/stat"))("supervision", () => {
     child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     started.push({ child, pid: child.pid!, apiUrl: "", stderr: () => err, exited: exited.then((code) => ({ code, signal: null })) });
-    // every service has logged "service ready" and the run has been created
+    // every service has logged "service ready" and the run has started
     await until("five services ready and the run started", () => (err.match(/"msg":"service ready"/g) ?? []).length === 5 && /"msg":"run started"/.test(err), 90_000);
+    return { child, err: () => err, exited };
+  }
+
+  it("supervision - a service that dies during `faultline run` is not restarted: the run ends with one line, exit 1, nothing left", async () => {
+    const { child, err, exited } = await longRun();
+    const kids = descendants(child.pid!);
+    process.kill(servicePid(child.pid!, "pager")!, "SIGKILL");
+    expect(await exited).toBe(1);
+    expect(err()).toContain("faultline: service pager died (SIGKILL); giving up");
+    expect(err()).not.toMatch(/restart \d in/);
+    await until("every child gone", () => alive(kids.map((p) => p.pid)).length === 0, 10_000).catch(() => undefined);
+    expect(alive(kids.map((p) => p.pid))).toEqual([]);
+  }, 120_000);
+
+  it("supervision - SIGINT during `faultline run` stops nats-server and every service; exit 130", async () => {
+    const { child, err: stderr, exited } = await longRun();
     const kids = descendants(child.pid!);
     expect(kids.filter((p) => /services\/\w+\/src\/main\.ts/.test(p.cmd))).toHaveLength(5);
     expect(kids.some((p) => p.cmd.startsWith("nats-server"))).toBe(true);
     child.kill("SIGINT");
     expect(await exited).toBe(130);
-    expect(err).toContain("faultline: interrupted by SIGINT; stopping");
+    expect(stderr()).toContain("faultline: interrupted by SIGINT; stopping");
     await until("every child gone", () => alive(kids.map((p) => p.pid)).length === 0, 10_000).catch(() => undefined);
     expect(alive(kids.map((p) => p.pid))).toEqual([]);
   }, 120_000);

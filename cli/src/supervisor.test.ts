@@ -109,4 +109,13 @@ describe("supervisor", () => {
     await again;
     expect(lines[0]).toBe("service api exited (exit code 7); restart 1 in 20 ms");
   });
+
+  it("supervisor - with maxDeaths 1 (one-shot commands) the first death gives up at once", async () => {
+    sup = new Supervisor({ maxDeaths: 1 }, { log: () => undefined });
+    const restarts: RestartInfo[] = [];
+    sup.on("restart", (r: RestartInfo) => restarts.push(r));
+    sup.add("pager", sleeper).kill("SIGKILL");
+    expect((await sup.gaveUp).message).toBe("service pager died (SIGKILL); giving up");
+    expect(restarts).toEqual([]);
+  });
 });

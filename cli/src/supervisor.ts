@@ -166,7 +166,7 @@ export class Supervisor extends EventEmitter {
         exit,
         deaths: e.deaths.length,
         windowMs: this.policy.windowMs,
-        message: `service ${name} died (${exit}) ${e.deaths.length} times in ${fmtWindow(this.policy.windowMs)}; giving up`,
+        message: `service ${name} died (${exit})${e.deaths.length > 1 ? ` ${e.deaths.length} times in ${fmtWindow(this.policy.windowMs)}` : ""}; giving up`,
       };
       this.emit("gaveUp", g);
       void this.stop().then(() => this.#resolveGaveUp(g));
