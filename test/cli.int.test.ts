@@ -1,6 +1,7 @@
 /** The `faultline` command as a user runs it: a child process, on the suite's NATS (`--nats`). */
 import { execFile } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -54,6 +55,44 @@ describe("cli", () => {
   it("cli - usage errors exit 2", async () => {
     expect((await faultline("frobnicate")).code).toBe(2);
     expect((await faultline("run")).code).toBe(2);
+  });
+
+  it("cli - a bad flag value is one line on stderr and exit 2, before anything starts", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [["up", "--port", "http"], /--port must be an integer from 0 to 65535, got "http"/],
+      [["up", "--port", "65536"], /--port must be an integer/],
+      [["demo", "--ready-timeout", "soon"], /--ready-timeout must be an integer/],
+      [["run", "scenarios/postcopy-stall-sigusr1-6.2.yaml", "--profile", "5.10"], /--profile must be one of pre-6\.2, 6\.2, 6\.13/],
+      [["run", "scenarios/postcopy-stall-sigusr1-6.2.yaml", "--log-level", "loud"], /--log-level must be one of fatal/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await faultline(...args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr.trim().split("\n"), args.join(" ")).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+    }
+  });
+
+  it("cli - up --nats pointing at nothing fails with one line within the ready timeout", async () => {
+    const r = await faultline("up", "--port", "0", "--nats", "nats://127.0.0.1:1", "--ready-timeout", "1500");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/^faultline: FL_ERR_NATS_UNREACHABLE: NATS at nats:\/\/127\.0\.0\.1:1 unreachable for 1500 ms/);
+  });
+
+  it("cli - up on a port already taken fails at start-up naming the api, without restarting it", async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = String((busy.address() as AddressInfo).port);
+    try {
+      const r = await faultline("up", "--port", port, "--nats", inject("natsUrl"), "--log-level", "fatal");
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^faultline: FL_ERR_STACK_START: service api exited \(exit code 1\) during start-up$/);
+      expect(r.stderr).not.toMatch(/restart \d in/);
+    } finally {
+      busy.close();
+    }
   });
 
   it("cli - demo runs pre-6.2 and 6.2 side by side", async () => {

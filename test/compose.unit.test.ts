@@ -194,6 +194,9 @@ describe("compose file", () => {
     expect((api.ports ?? []).map(containerPort), "api container ports").toContain(config.FAULTLINE_API_PORT);
     // a published port is unreachable if the API listens on loopback only
     expect(config.FAULTLINE_API_HOST).toBe("0.0.0.0");
+    // the code's default is loopback, so the compose file must set it itself
+    expect(loadConfig({}).FAULTLINE_API_HOST, "default API host").toBe("127.0.0.1");
+    expect(envOf("api").FAULTLINE_API_HOST, "compose sets FAULTLINE_API_HOST for the api").toBe("0.0.0.0");
 
     const test = healthTest(api.healthcheck);
     expect(isTrivial(test), `api healthcheck ${JSON.stringify(test)}`).toBe(false);

@@ -1,19 +1,25 @@
 /** The `faultline` command line. */
 import { FaultlineError, ValidationError } from "@faultline/shared";
 import { parseArgs } from "node:util";
+import { parseLogLevel, parseNatsUrl, parsePort, parseProfile, parseReadyTimeout, UsageError } from "./args.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { runCommand } from "./commands/run.ts";
 import { upCommand } from "./commands/up.ts";
 
 const USAGE = `usage:
-  faultline run SCENARIO [--json] [--nats URL] [--profile pre-6.2|6.2|6.13] [--log-level LEVEL]
-  faultline up [--port 8080] [--host 0.0.0.0] [--nats URL] [--log-level LEVEL]
-  faultline demo [--json] [--nats URL]
+  faultline run SCENARIO [--json] [--nats URL] [--profile PROFILE] [--log-level LEVEL] [--ready-timeout MS]
+  faultline up [--port 8080] [--host 127.0.0.1] [--nats URL] [--log-level LEVEL] [--ready-timeout MS]
+  faultline demo [--json] [--nats URL] [--log-level LEVEL] [--ready-timeout MS]
 
   run    start NATS (unless --nats) and the five services, run the scenario, print a summary
          (or with --json only the result JSON on stdout; logs go to stderr), tear down
-  up     start the stack and keep it running with the HTTP API on --port
+  up     start the stack and keep it running with the HTTP API on --port (0: any free port) and
+         --host (0.0.0.0 to listen on all interfaces); restarts a service that dies
   demo   the seed comparison: postcopy paused + SIGUSR1 kick on pre-6.2 and 6.2, side by side
+
+  --ready-timeout MS   how long NATS and the services may take to be ready (default 30000)
+  PROFILE: pre-6.2, 6.2, 6.13, exit-on-missing, kvm-userfault
+  SIGINT / SIGTERM stop every process the command started.
 `;
 
 export async function main(argv: string[]): Promise<number> {
@@ -27,14 +33,14 @@ export async function main(argv: string[]): Promise<number> {
         nats: { type: "string" },
         profile: { type: "string" },
         port: { type: "string", default: "8080" },
-        host: { type: "string", default: "0.0.0.0" },
+        host: { type: "string", default: "127.0.0.1" },
         "log-level": { type: "string" },
+        "ready-timeout": { type: "string", default: "30000" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return usage((err as Error).message);
   }
   const { values: v, positionals } = parsed;
   const [cmd, ...rest] = positionals;
@@ -42,24 +48,29 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return v.help ? 0 : 2;
   }
-  const common = { ...(v.nats ? { natsUrl: v.nats } : {}), ...(v["log-level"] ? { logLevel: v["log-level"] } : {}) };
   try {
+    const common = {
+      ...(v.nats !== undefined ? { natsUrl: parseNatsUrl(v.nats) } : {}),
+      ...(v["log-level"] !== undefined ? { logLevel: parseLogLevel(v["log-level"]) } : {}),
+      readyTimeoutMs: parseReadyTimeout(v["ready-timeout"]),
+    };
     switch (cmd) {
-      case "run":
+      case "run": {
         if (rest.length !== 1) throw new UsageError("run takes exactly one SCENARIO file");
-        return await runCommand(rest[0]!, { json: v.json, ...common, ...(v.profile ? { profile: v.profile } : {}) });
+        const profile = v.profile !== undefined ? parseProfile(v.profile) : undefined;
+        return await runCommand(rest[0]!, { json: v.json, ...common, ...(profile ? { profile } : {}) });
+      }
       case "up":
-        return await upCommand({ port: Number(v.port), host: v.host, ...common });
+        if (rest.length) throw new UsageError(`up takes no arguments, got ${rest.join(" ")}`);
+        return await upCommand({ port: parsePort(v.port), host: v.host, ...common });
       case "demo":
+        if (rest.length) throw new UsageError(`demo takes no arguments, got ${rest.join(" ")}`);
         return await demoCommand({ json: v.json, ...common });
       default:
-        throw new UsageError(`unknown command ${cmd}`);
+        throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n\n${USAGE}`);
-      return 2;
-    }
+    if (err instanceof UsageError) return usage(err.message);
     if (err instanceof ValidationError) {
       process.stderr.write(`faultline: ${err.message}\n`);
       return 2;
@@ -74,4 +85,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-class UsageError extends Error {}
+/** One line on stderr, exit 2. */
+function usage(message: string): number {
+  process.stderr.write(`faultline: ${message} (see faultline --help)\n`);
+  return 2;
+}

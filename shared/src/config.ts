@@ -25,8 +25,8 @@ export const ConfigSchema = Type.Object({
   FAULTLINE_MAX_RUNS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1000 }),
   /** The API's listen port. @default 8080 */
   FAULTLINE_API_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-  /** The API's listen address. @default 0.0.0.0 */
-  FAULTLINE_API_HOST: Type.String({ default: "0.0.0.0" }),
+  /** The API's listen address; loopback unless asked (docker-compose.yml sets 0.0.0.0). @default 127.0.0.1 */
+  FAULTLINE_API_HOST: Type.String({ default: "127.0.0.1" }),
   /** Instance name, shown in NATS /connz and in logs. @default <hostname>-<pid> */
   FAULTLINE_INSTANCE: Type.String({ default: "" }),
 });

@@ -15,7 +15,7 @@ export { connectNats, closeNats, request, publish, serve, listen, servePing, Req
 export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent } from "./nats.ts";
 export { CHUNK_HEADER, BLOB_HEADER, chunkLimit } from "./chunks.ts";
 export { TestbedMonitor, VmTestbed, STALL_THRESHOLD_MS, type Incident, type IncidentKind, type StallWindow, type LoopDelay } from "./testbed.ts";
-export { watchParent } from "./parent-watch.ts";
+export { watchParent, PARENT_PID_ENV } from "./parent-watch.ts";
 export { KVM_MEM_MAX_NR_PAGES, applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simulateMemslotOps } from "./memslot-check.ts";
 export type { MemslotChange, MemslotOpInput, SlotLayout } from "./memslot-check.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";

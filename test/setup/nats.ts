@@ -1,7 +1,7 @@
 /**
  * Finds a NATS server for the integration tests, in the order DEVELOPERS.md sets:
- * 1. NATS_URL if set; 2. a `nats-server` on PATH, started on free ports (as nats.js's own harness
- * does); 3. Docker through testcontainers; 4. fail, saying how to get one.
+ * 1. NATS_URL if set; 2. a `nats-server` on PATH, started on free ports with JetStream (as nats.js's
+ * own harness does); 3. Docker through testcontainers; 4. fail, saying how to get one.
  */
 import type { TestProject } from "vitest/node";
 import { startNatsServer } from "../../cli/src/nats-server.ts";
@@ -16,6 +16,7 @@ declare module "vitest" {
 async function viaTestcontainers(): Promise<{ url: string; stop: () => Promise<void> }> {
   const { GenericContainer, Wait } = await import("testcontainers");
   const c = await new GenericContainer("nats:2.10-alpine")
+    .withCommand(["-js"])
     .withExposedPorts(4222)
     .withWaitStrategy(Wait.forLogMessage(/Server is ready/))
     .start();
@@ -30,7 +31,8 @@ export default async function setup(project: TestProject) {
   }
   const errors: string[] = [];
   try {
-    const srv = await startNatsServer();
+    // JetStream on: runs are persisted in its KV and object stores
+    const srv = await startNatsServer({ jetstream: true });
     project.provide("natsUrl", srv.url);
     project.provide("natsSource", `nats-server pid ${srv.pid}`);
     return () => srv.stop();

@@ -3,19 +3,20 @@
  * on 6.2, run at once as two VMs on one stack (their subjects are namespaced per VM), side by side.
  */
 import { join } from "node:path";
-import { REPO_ROOT, startStack } from "../stack.ts";
+import { withStack } from "../lifecycle.ts";
+import { REPO_ROOT } from "../stack.ts";
 import { formatSideBySide } from "../summary.ts";
-import { loadScenario, runOnStack } from "./run.ts";
+import { loadScenario, ONE_SHOT, runOnStack } from "./run.ts";
 
-export async function demoCommand(o: { json: boolean; natsUrl?: string; logLevel?: string }): Promise<number> {
+export async function demoCommand(o: { json: boolean; natsUrl?: string; logLevel?: string; readyTimeoutMs?: number }): Promise<number> {
   const file = join(REPO_ROOT, "scenarios", "postcopy-stall-sigusr1-6.2.yaml");
   const scenarios = await Promise.all(["pre-6.2", "6.2"].map((p) => loadScenario(file, p)));
-  const stack = await startStack({ ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn" });
-  try {
-    const runs = await runOnStack(stack, scenarios, o.json);
+  const stackOpts = { ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn", readyTimeoutMs: o.readyTimeoutMs ?? 30_000, supervisor: ONE_SHOT };
+  return withStack(stackOpts, async (stack, { guard, signal }) => {
+    const runs = await guard(runOnStack(stack, scenarios, o.json, signal));
     const [a, b] = runs;
     if (!a?.result || !b?.result) {
-      process.stderr.write(`demo failed: ${runs.map((r) => r.error?.message).filter(Boolean).join("; ")}\n`);
+      process.stderr.write(`demo failed: ${runs.map((r) => r.error?.message ?? (r.status !== "completed" ? r.status : undefined)).filter(Boolean).join("; ")}\n`);
       return 1;
     }
     if (o.json) {
@@ -33,7 +34,5 @@ export async function demoCommand(o: { json: boolean; natsUrl?: string; logLevel
       ].join("\n") + "\n",
     );
     return 0;
-  } finally {
-    await stack.stop();
-  }
+  });
 }

@@ -2,8 +2,9 @@
 import { parseScenarioText, type Result, type Scenario } from "@faultline/shared";
 import { SingleBar } from "cli-progress";
 import { readFile } from "node:fs/promises";
-import { ApiClient, type RunView } from "../client.ts";
-import { startStack, type Stack } from "../stack.ts";
+import { ApiClient, isTerminal, type RunView } from "../client.ts";
+import { withStack } from "../lifecycle.ts";
+import type { Stack } from "../stack.ts";
 import { formatResult } from "../summary.ts";
 
 export interface RunOptions {
@@ -11,7 +12,11 @@ export interface RunOptions {
   natsUrl?: string;
   profile?: string;
   logLevel?: string;
+  readyTimeoutMs?: number;
 }
+
+/** A one-shot command does not restart services: a death mid-run ends the command at once. */
+export const ONE_SHOT = { maxDeaths: 1 } as const;
 
 export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
   const text = await readFile(file, "utf8");
@@ -21,7 +26,7 @@ export async function loadScenario(file: string, profile?: string): Promise<Scen
 }
 
 /** Runs scenarios on a stack, with a progress bar on an interactive terminal. */
-export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boolean): Promise<RunView[]> {
+export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boolean, signal?: AbortSignal): Promise<RunView[]> {
   const api = new ApiClient(stack.apiUrl);
   const started = await Promise.all(scenarios.map((s) => api.createRun(s)));
   const showBar = !quiet && process.stderr.isTTY && !process.env.CI;
@@ -34,11 +39,11 @@ export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boo
     if (!bar) return;
     const elapsed = Math.max(...[...latest.values()].map((x) => x.elapsedMs ?? 0));
     const states = [...latest.values()].flatMap((x) => x.vcpus.map((v) => v.state[0]?.toUpperCase() ?? "?")).join("");
-    const ended = [...latest.values()].every((x) => x.status === "completed" || x.status === "failed");
+    const ended = [...latest.values()].every((x) => isTerminal(x.status));
     bar.update(ended ? total : Math.max(0, Math.min(total, elapsed)), { states });
   };
   try {
-    return await Promise.all(started.map((r) => api.waitRun(r.id, tick)));
+    return await Promise.all(started.map((r) => api.waitRun(r.id, tick, 100, signal ? { signal } : {})));
   } finally {
     bar?.stop();
   }
@@ -46,16 +51,14 @@ export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boo
 
 export async function runCommand(file: string, o: RunOptions): Promise<number> {
   const scenario = await loadScenario(file, o.profile);
-  const stack = await startStack({ ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn" });
-  try {
-    const [run] = await runOnStack(stack, [scenario], o.json);
+  const stackOpts = { ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn", readyTimeoutMs: o.readyTimeoutMs ?? 30_000, supervisor: ONE_SHOT };
+  return withStack(stackOpts, async (stack, { guard, signal }) => {
+    const [run] = await guard(runOnStack(stack, [scenario], o.json, signal));
     if (!run || run.status !== "completed" || !run.result) {
-      process.stderr.write(`run failed: ${run?.error?.code ?? ""} ${run?.error?.message ?? "unknown error"}\n`);
+      process.stderr.write(`run ${run?.status ?? "failed"}: ${run?.error?.code ?? ""} ${run?.error?.message ?? "unknown error"}\n`);
       return 1;
     }
     process.stdout.write(o.json ? JSON.stringify(run.result, null, 2) + "\n" : formatResult(run.result as Result) + "\n");
     return 0;
-  } finally {
-    await stack.stop();
-  }
+  });
 }

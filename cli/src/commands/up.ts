@@ -1,29 +1,45 @@
-/** `faultline up`: start the stack and keep it running, with the API on a port, until Ctrl-C. */
+/**
+ * `faultline up`: start the stack and keep it running, with the API on a port, until SIGINT or
+ * SIGTERM. The supervisor restarts a service that dies; if one keeps dying, `up` stops everything
+ * and exits 1 with one line naming it.
+ */
 import { Writable } from "node:stream";
 import { build as pretty } from "pino-pretty";
-import { startStack } from "../stack.ts";
+import { Interrupted, withStack } from "../lifecycle.ts";
 
-export async function upCommand(o: { natsUrl?: string; port: number; host: string; logLevel?: string }): Promise<number> {
+export interface UpOptions {
+  natsUrl?: string;
+  /** 0: any free port */
+  port: number;
+  host: string;
+  logLevel?: string;
+  readyTimeoutMs?: number;
+}
+
+export async function upCommand(o: UpOptions): Promise<number> {
   // pretty logs only for an interactive terminal; JSON lines otherwise
   const sink: Writable = process.stderr.isTTY ? pretty({ colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname", destination: 2 }) : process.stderr;
-  const stack = await startStack({
+  const stackOpts = {
     ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}),
     apiPort: o.port,
     apiHost: o.host,
     logLevel: o.logLevel ?? "info",
     logSink: sink,
-  });
-  process.stdout.write(`Faultline is up.\n  API:  ${stack.apiUrl.replace("127.0.0.1", o.host === "0.0.0.0" ? "localhost" : o.host)}  (OpenAPI at /docs)\n  NATS: ${stack.natsUrl}\nCtrl-C to stop.\n`);
-  await new Promise<void>((resolve) => {
-    process.once("SIGINT", resolve);
-    process.once("SIGTERM", resolve);
-    for (const [svc, child] of stack.services) {
-      child.once("exit", (code) => {
-        process.stderr.write(`service ${svc} exited (${code}); stopping\n`);
-        resolve();
-      });
+    readyTimeoutMs: o.readyTimeoutMs ?? 30_000,
+  };
+  return withStack(stackOpts, async (stack, { guard }) => {
+    const api = o.host === "0.0.0.0" ? stack.apiUrl.replace("127.0.0.1", "localhost") : stack.apiUrl;
+    process.stdout.write(`Faultline is up.\n  API:  ${api}  (OpenAPI at /docs)\n  NATS: ${stack.natsUrl}\nCtrl-C to stop.\n`);
+    try {
+      await guard(new Promise<never>(() => undefined));
+    } catch (err) {
+      // Ctrl-C or SIGTERM is how `up` is meant to end
+      if (err instanceof Interrupted) {
+        process.stderr.write(`faultline: ${err.signal}; stopping\n`);
+        return 0;
+      }
+      throw err;
     }
+    return 0;
   });
-  await stack.stop();
-  return 0;
 }
