@@ -165,7 +165,7 @@ describe("store", () => {
   });
 
   test("store - a server without JetStream falls back to memory", async () => {
-    const plain = await startNatsServer();
+    const plain = await startNatsServer({ jetstream: false });
     try {
       const { log, warns } = capture();
       const nc = await connect(plain.url);

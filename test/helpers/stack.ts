@@ -9,16 +9,28 @@ export interface TestStack {
   stop: () => Promise<void>;
 }
 
-export async function startTestStack(): Promise<TestStack> {
-  const stack = await startStack({ natsUrl: inject("natsUrl"), logLevel: process.env.FAULTLINE_TEST_LOG_LEVEL ?? "error" });
+export interface TestStackOptions {
+  /** @default the suite's NATS */
+  natsUrl?: () => string;
+  /** extra environment for the services (FAULTLINE_LIVENESS_MS, ...) */
+  env?: Record<string, string>;
+}
+
+export async function startTestStack(o: TestStackOptions = {}): Promise<TestStack> {
+  const stack = await startStack({
+    natsUrl: o.natsUrl?.() ?? inject("natsUrl"), logLevel: process.env.FAULTLINE_TEST_LOG_LEVEL ?? "error",
+    ...(o.env ? { env: o.env } : {}),
+    // a chaos test kills services on purpose: restart them quickly, and do not give up on them
+    supervisor: { initialDelayMs: 100, maxDeaths: 50 },
+  });
   return { stack, api: new ApiClient(stack.apiUrl), stop: () => stack.stop() };
 }
 
 /** One stack for the whole test file: started before its tests, stopped (every process) after. */
-export function useTestStack(): { readonly api: ApiClient; readonly stack: Stack } {
+export function useTestStack(o: TestStackOptions = {}): { readonly api: ApiClient; readonly stack: Stack } {
   let t: TestStack | undefined;
   beforeAll(async () => {
-    t = await startTestStack();
+    t = await startTestStack(o);
   });
   afterAll(async () => {
     await t?.stop();
@@ -50,6 +62,16 @@ export function seedScenario(over: Record<string, unknown> = {}) {
     vmm: { pauseAllAtMs: 400, resumeAtMs: 2500 },
     ...over,
   });
+}
+
+/** Polls the run until `ok` holds (bounded by count, not by a time window the test asserts). */
+export async function waitFor(api: ApiClient, id: string, ok: (r: RunView) => boolean, what: string, tries = 1200): Promise<RunView> {
+  for (let i = 0; i < tries; i++) {
+    const r = await api.getRun(id);
+    if (ok(r)) return r;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error(`run ${id}: never ${what}`);
 }
 
 export async function runToEnd(api: ApiClient, scenario: unknown): Promise<Result> {
