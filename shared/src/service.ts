@@ -166,8 +166,14 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     servePing(nc, log, def.name, instance, () => held.size),
   ];
 
+  let lastBeat = performance.now();
   const beat = setInterval(() => {
     const now = performance.now();
+    const gap = now - lastBeat;
+    lastBeat = now;
+    // this process could not run (frozen, starved): it cannot have heard renewals meanwhile, so the
+    // leases restart from now rather than lapse for what was our own stall
+    if (gap > 4 * HEARTBEAT_MS) for (const h of held.values()) h.leaseUntil = Math.max(h.leaseUntil, now + h.leaseMs);
     for (const [vm, h] of held) {
       if (now > h.leaseUntil) {
         monitor.incident(vm, "lease-lapsed", `lease of ${h.leaseMs} ms not renewed`);

@@ -19,6 +19,7 @@ export async function startApi({ nc, log, config }: ServiceContext) {
     vms: () => runs.active().length,
     stop: async () => {
       await app.close();
+      await runs.shutdown();
       runs.close();
       await store.close();
     },

@@ -290,6 +290,12 @@ export class RunManager {
     return this.#running(id).scenario;
   }
 
+  /** The api is stopping: cancel what it drives and wait (bounded) for the runs to be recorded. */
+  async shutdown(boundMs = 5000): Promise<void> {
+    for (const r of this.#live.values()) if (!ENDED.has(r.status)) r.cancelled = true;
+    await Promise.race([this.waitAll(), new Promise((r) => setTimeout(r, boundMs).unref())]);
+  }
+
   async waitAll(): Promise<void> {
     await Promise.all(this.active().map((r) => r.done));
   }
