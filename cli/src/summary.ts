@@ -17,6 +17,7 @@ function firstSignal(v: VcpuResult) {
 export function formatResult(r: Result): string {
   const out: string[] = [];
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
+  if (r.partial) out.push(`  PARTIAL: no report from ${r.missing.join(", ")}; what follows is what the other services gathered`);
   for (const v of r.vcpus) {
     out.push(`  vCPU ${v.id}: ${v.state.padEnd(7)} pages ${v.pagesTouched}/${v.pages}  exits ${exits(v)}  signal_exits ${v.stat.signal_exits}  blocktime ${v.blocktimeMs.toFixed(0)} ms`);
     if (v.blockedIn) out.push(`          blocked in ${v.blockedIn.site} gfn ${v.blockedIn.gfn} ${v.blockedIn.waitState} since ${at(v.blockedIn.sinceMs)}`);
@@ -32,10 +33,14 @@ export function formatResult(r: Result): string {
   const pg = r.pager;
   out.push(`  pager: ${pg.faultEvents} fault events, ${pg.copies} UFFDIO_COPY, ${pg.eexist} EEXIST, ${pg.wakes} wakes, ${pg.duplicateRequests} duplicate requests`);
   const l = r.latency;
-  out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}`);
+  const tainted = (x: { testbedStalled?: number | undefined }) => (x.testbedStalled ? ` (${x.testbedStalled} across a testbed stall)` : "");
+  out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}${tainted(l.faultSlow)}`);
   out.push(`  signal → exit: ${l.signalToExit.count}, p50 ${ms(l.signalToExit.p50Us)}, max ${ms(l.signalToExit.maxUs)}`);
   const d = r.demandPaging;
   out.push(`  demand paging: ${d.overallRate.toFixed(0)} pages/s overall, ${d.perVcpuRate.toFixed(0)} pages/s/vCPU over ${d.totalGuestExecutionS} s${d.allDone ? "" : " (not all vCPUs finished)"}`);
+  const loops = Object.values(r.testbed.services).map((t) => `${t.service} ${t.loopDelay.p99Ms}`).join(", ");
+  out.push(`  testbed: event-loop delay p99 (ms) ${loops || "n/a"}; ${r.testbed.incidents.length} incidents`);
+  if (r.testbed.warning) out.push(`  WARNING ${r.testbed.warning}: these latencies include the testbed's own delay`);
   return out.join("\n");
 }
 

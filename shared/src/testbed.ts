@@ -18,6 +18,7 @@ import { vmOf } from "./subjects.ts";
 export const STALL_THRESHOLD_MS = 100;
 const TICK_MS = 20;
 const MAX_INCIDENTS = 500;
+const LOOP_RESOLUTION_MS = 10;
 
 export type IncidentKind = "nats-disconnect" | "nats-reconnect" | "loop-stall" | "retry" | "lease-lapsed" | "start-late" | "service-lost" | "cancelled";
 
@@ -54,7 +55,7 @@ export class VmTestbed {
   readonly #h: IntervalHistogram;
   readonly #loadStart = loadavg()[0] ?? 0;
   constructor() {
-    this.#h = monitorEventLoopDelay({ resolution: 10 });
+    this.#h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     this.#h.enable();
   }
   add(i: Incident): void {
@@ -62,7 +63,8 @@ export class VmTestbed {
     this.incidents.push(i);
   }
   loopDelay(): LoopDelay {
-    const ms = (ns: number) => Math.round((Number.isFinite(ns) ? ns : 0) / 1e4) / 100;
+    // the histogram records the interval between its timer's ticks: the delay is what exceeds the resolution
+    const ms = (ns: number) => Math.max(0, Math.round(((Number.isFinite(ns) ? ns : 0) / 1e6 - LOOP_RESOLUTION_MS) * 100) / 100);
     return { p50Ms: ms(this.#h.percentile(50)), p99Ms: ms(this.#h.percentile(99)), maxMs: ms(this.#h.max) };
   }
   summary(service: string, instance: string) {

@@ -54,11 +54,13 @@ export async function runCommand(file: string, o: RunOptions): Promise<number> {
   const stackOpts = { ...(o.natsUrl ? { natsUrl: o.natsUrl } : {}), logLevel: o.logLevel ?? "warn", readyTimeoutMs: o.readyTimeoutMs ?? 30_000, supervisor: ONE_SHOT };
   return withStack(stackOpts, async (stack, { guard, signal }) => {
     const [run] = await guard(runOnStack(stack, [scenario], o.json, signal));
+    // an aborted run still has what the surviving services gathered (result.partial): print it, then fail
+    if (run?.result) process.stdout.write(o.json ? JSON.stringify(run.result, null, 2) + "\n" : formatResult(run.result as Result) + "\n");
     if (!run || run.status !== "completed" || !run.result) {
-      process.stderr.write(`run ${run?.status ?? "failed"}: ${run?.error?.code ?? ""} ${run?.error?.message ?? "unknown error"}\n`);
+      const svc = run?.error?.service ? ` (service ${run.error.service})` : "";
+      process.stderr.write(`run ${run?.status ?? "failed"}: ${run?.error?.code ?? ""}${svc} ${run?.error?.message ?? "unknown error"}\n`);
       return 1;
     }
-    process.stdout.write(o.json ? JSON.stringify(run.result, null, 2) + "\n" : formatResult(run.result as Result) + "\n");
     return 0;
   });
 }
