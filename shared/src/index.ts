@@ -18,4 +18,5 @@ export { createLogger, type Logger } from "./log.ts";
 export { RunClock, epochMs, sleepPrecise, ModelledLock } from "./clock.ts";
 export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
+export { PageSet, type GfnRange } from "./page-set.ts";
 export { runService, VmRegistry, type ServiceContext } from "./service.ts";
