@@ -10,7 +10,7 @@ export * from "./schemas/messages.ts";
 export * from "./schemas/result.ts";
 export * from "./schemas/reports.ts";
 export { assertValid, withDefaults } from "./schemas/validate.ts";
-export { guestGfns, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
+export { guestGfns, guestRanges, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
 export { connectNats, closeNats, request, publish, serve, listen, servePing, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER } from "./nats.ts";
 export type { ConnectOptions, RequestOptions } from "./nats.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";

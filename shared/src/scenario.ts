@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { ValidationError } from "./errors.ts";
+import type { GfnRange } from "./page-set.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
@@ -119,7 +120,15 @@ function checkWithin(atMs: number, durationMs: number, path: string): void {
   if (atMs >= durationMs) throw new ValidationError("scenario", path, `${atMs} is not before durationMs (${durationMs})`);
 }
 
-/** Every gfn of the memslots, in slot order. */
+/** The gfn range [start, end) of each memslot, in slot order: O(slots), whatever their size. */
+export function guestRanges(memslots: Scenario["vm"]["memslots"]): GfnRange[] {
+  return memslots.map((m) => {
+    const base = m.gpa / PAGE_SIZE;
+    return [base, base + parseSize(m.size) / PAGE_SIZE] as const;
+  });
+}
+
+/** Every gfn of the memslots, in slot order. One step per page: prefer `guestRanges` for anything sized by the memslots. */
 export function* guestGfns(memslots: Scenario["vm"]["memslots"]): Generator<number> {
   for (const m of memslots) {
     const base = m.gpa / PAGE_SIZE;

@@ -1,6 +1,6 @@
 /** The mmu service: one `Mmu` per VM, fault requests from vcpu, gup requests to the pager. */
 import {
-  ApfReadyReq, Empty, FaultReq, GupReply, InvalidateMsg, MemslotReq, ResidentMsg, RunClock, guestGfns, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
+  ApfReadyReq, Empty, FaultReq, GupReply, InvalidateMsg, MemslotReq, ResidentMsg, RunClock, SetupMsg, VmRegistry, listen, publish, request, serve, subjects, type ServiceContext,
 } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
@@ -28,13 +28,7 @@ export async function startMmu({ nc, log }: ServiceContext) {
         (req) => request(nc, subjects.gup(m.vm), { vm: m.vm, trace: `${m.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs }),
         apf,
       );
-      if (s.pager.mode === "wp") {
-        // registered WP over populated memory: every page present, write-protected
-        for (const g of guestGfns(s.vm.memslots)) {
-          mmu.hostPresent.add(g);
-          mmu.hostWriteProtected.add(g);
-        }
-      }
+      if (s.pager.mode === "wp") mmu.populateWriteProtected(); // registered WP over populated memory
       mmu.onZap = (gfns) => publish(nc, subjects.zap(m.vm), { vm: m.vm, trace: `${m.vm}.zap`, gfns });
       const clock = new RunClock(m.t0);
       for (const op of s.vm.memslotOps) clock.at(op.atMs, () => void mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, vm: m.vm, op }, "memslot op failed")));

@@ -32,15 +32,16 @@ export class Memslots {
     return this.#slots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
   }
 
-  gfnsOf(s: Slot): number[] {
-    return Array.from({ length: s.npages }, (_, i) => s.baseGfn + i);
+  /** The gfn range [start, end) of each slot, in slot order. */
+  ranges(): Array<readonly [number, number]> {
+    return this.#slots.map((s) => [s.baseGfn, s.baseGfn + s.npages] as const);
   }
 
   /**
-   * Applies a change. `zap` is called with the gfns whose SPTEs must go (and bumps the invalidation
-   * sequence); `wait` models the SRCU grace period.
+   * Applies a change. `zap` is called with the gfn range [start, end) whose SPTEs must go (and bumps
+   * the invalidation sequence); `wait` models the SRCU grace period.
    */
-  async apply(op: MemslotOp, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>): Promise<void> {
+  async apply(op: MemslotOp, zap: (start: number, end: number) => void, wait: (ms: number) => Promise<void>): Promise<void> {
     const i = this.#slots.findIndex((s) => s.id === op.slot);
     const old = this.#slots[i];
     if (op.op === "add") {
@@ -49,15 +50,15 @@ export class Memslots {
       return;
     }
     if (!old) throw new Error(`memslot ${op.slot} does not exist`);
-    const gfns = this.gfnsOf(old);
+    const [start, end] = [old.baseGfn, old.baseGfn + old.npages];
     if (op.op === "flags") {
       // a flags-only change: no INVALID window; zap so the new protection takes effect
       old.readonly = op.readonly ?? old.readonly;
-      zap(gfns);
+      zap(start, end);
       return;
     }
     old.invalid = true;
-    zap(gfns);
+    zap(start, end);
     await wait(MEMSLOT_UPDATE_MS);
     if (op.op === "delete") this.#slots.splice(this.#slots.indexOf(old), 1);
     else {
