@@ -4,6 +4,7 @@
  */
 export * from "./kernel.ts";
 export * from "./errors.ts";
+export * from "./budget.ts";
 export * from "./subjects.ts";
 export * from "./schemas/scenario.ts";
 export * from "./schemas/messages.ts";
