@@ -6,8 +6,8 @@
  * Stored compactly (9 bytes an access: a Float64Array of gfns and a Uint8Array of flags), and
  * built in time linear in the vCPU's own pages: its partition is computed from the memslot ranges,
  * the other vCPUs' pages are never materialised. A large build runs in slices of BUILD_SLICE
- * accesses with a turn of the event loop between them (`ready()`), so setting up 256 vCPUs never
- * blocks the service's event loop for long.
+ * accesses, one slice per turn of the event loop for the whole process (one queue, oldest first:
+ * `ready()`), so setting up 256 vCPUs never blocks the service's event loop for long.
  */
 import { SITES, guestRanges, prng, type Scenario, type Site } from "@faultline/shared";
 
@@ -21,9 +21,32 @@ export interface Access {
 /** Accesses built per slice between two turns of the event loop (about a millisecond of work). */
 export const BUILD_SLICE = 32_768;
 /** Workloads up to this size are built at once, synchronously. */
-const BUILD_AT_ONCE = 1024;
+const BUILD_AT_ONCE = 256;
 
 const WRITE = 1;
+
+/** Builds waiting for slices, oldest first; one slice runs per turn of the event loop. */
+const queue: Array<() => boolean> = [];
+let pumping = false;
+
+function pump(): void {
+  const next = queue[0];
+  if (!next) {
+    pumping = false;
+    return;
+  }
+  if (next()) queue.shift();
+  setImmediate(pump);
+}
+
+/** Queues a build; `slice` runs one slice and returns true once the build is complete. */
+function schedule(slice: () => boolean): void {
+  queue.push(slice);
+  if (!pumping) {
+    pumping = true;
+    setImmediate(pump);
+  }
+}
 
 /** A site drawer: the scenario's one site, or a seeded draw from its mix; returns an index into SITES. */
 function siteDrawer(s: Scenario, rnd: () => number): () => number {
@@ -44,17 +67,14 @@ function siteDrawer(s: Scenario, rnd: () => number): () => number {
 /** One vCPU's accesses, in the order the guest makes them. */
 export class Workload implements Iterable<Access> {
   readonly length: number;
-  readonly gfns: Float64Array;
-  /** bit 0: write; bits 1–7: index into SITES */
-  readonly flags: Uint8Array;
+  #gfns = new Float64Array(0);
+  #flags = new Uint8Array(0);
   #steps: Generator<void> | null;
   #ready: Promise<void> | null = null;
 
   constructor(s: Scenario, vcpu: number) {
     const per = s.workload.pagesPerVcpu;
     this.length = per;
-    this.gfns = new Float64Array(per);
-    this.flags = new Uint8Array(per);
     this.#steps = this.#build(s, vcpu);
     if (per <= BUILD_AT_ONCE) this.#finish();
   }
@@ -64,30 +84,40 @@ export class Workload implements Iterable<Access> {
     return this.#steps === null;
   }
 
-  /** Completes the build, one slice per turn of the event loop. */
+  /** Completes the build in slices, queued behind the builds asked for before it. */
   ready(): Promise<void> {
     if (this.#steps === null) return Promise.resolve();
-    this.#ready ??= (async () => {
-      while (this.#steps) {
-        await new Promise((r) => setImmediate(r));
+    this.#ready ??= new Promise<void>((resolve) =>
+      schedule(() => {
         if (this.#steps?.next().done) this.#steps = null;
-      }
-    })();
+        if (this.#steps === null) resolve(); // done here, or finished synchronously by an accessor
+        return this.#steps === null;
+      }),
+    );
     return this.#ready;
   }
 
-  gfn(i: number): number {
+  /** every access's gfn */
+  get gfns(): Float64Array {
     this.#finish();
+    return this.#gfns;
+  }
+
+  /** every access's flags: bit 0 write, bits 1–7 an index into SITES */
+  get flags(): Uint8Array {
+    this.#finish();
+    return this.#flags;
+  }
+
+  gfn(i: number): number {
     return this.gfns[i]!;
   }
 
   write(i: number): boolean {
-    this.#finish();
     return (this.flags[i]! & WRITE) !== 0;
   }
 
   site(i: number): Site {
-    this.#finish();
     return SITES[this.flags[i]! >> 1]!;
   }
 
@@ -115,7 +145,9 @@ export class Workload implements Iterable<Access> {
   /** The build as slices: yields after every BUILD_SLICE accesses of work. Same draws as one pass. */
   *#build(s: Scenario, vcpu: number): Generator<void> {
     const n = this.length;
-    const gfns = this.gfns;
+    // allocated by the first slice, not at setup: zero-filling 256 x 64k accesses takes a while
+    const gfns = (this.#gfns = new Float64Array(n));
+    const flags = (this.#flags = new Uint8Array(n));
     // this vCPU's partition: pages [vcpu * n, (vcpu + 1) * n) of the memslots in slot order
     let skip = vcpu * n;
     let k = 0;
@@ -146,7 +178,7 @@ export class Workload implements Iterable<Access> {
     const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
     const ratio = s.workload.writeRatio;
     for (let i = 0; i < n; i++) {
-      this.flags[i] = (rnd() < ratio ? WRITE : 0) | (site() << 1);
+      flags[i] = (rnd() < ratio ? WRITE : 0) | (site() << 1);
       if ((i + 1) % BUILD_SLICE === 0) yield;
     }
   }
