@@ -402,7 +402,9 @@ export class Uffd {
 
   /** `userfaultfd_wake_function`: wake once and dequeue. */
   #wakeOne(w: Waiter): void {
-    this.#waiters.get(w.gfn)?.delete(w);
+    const set = this.#waiters.get(w.gfn);
+    // an emptied page entry goes, or the map (walked per wake by #countWaiters) grows with every page ever slept on
+    if (set?.delete(w) && set.size === 0) this.#waiters.delete(w.gfn);
     if (this.#byTask.get(w.vcpu) === w) this.#byTask.delete(w.vcpu);
     w.wake();
   }
