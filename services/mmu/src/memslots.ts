@@ -41,7 +41,7 @@ export class Memslots {
    * Applies a change. `zap` is called with the gfn range [start, end) whose SPTEs must go (and bumps
    * the invalidation sequence); `wait` models the SRCU grace period.
    */
-  async apply(op: MemslotOp, zap: (start: number, end: number) => void, wait: (ms: number) => Promise<void>): Promise<void> {
+  async apply(op: MemslotOp, zap: (start: number, end: number) => void | Promise<void>, wait: (ms: number) => Promise<void>): Promise<void> {
     const i = this.#slots.findIndex((s) => s.id === op.slot);
     const old = this.#slots[i];
     if (op.op === "add") {
@@ -54,11 +54,11 @@ export class Memslots {
     if (op.op === "flags") {
       // a flags-only change: no INVALID window; zap so the new protection takes effect
       old.readonly = op.readonly ?? old.readonly;
-      zap(start, end);
+      await zap(start, end);
       return;
     }
     old.invalid = true;
-    zap(start, end);
+    await zap(start, end);
     await wait(MEMSLOT_UPDATE_MS);
     if (op.op === "delete") this.#slots.splice(this.#slots.indexOf(old), 1);
     else {

@@ -86,8 +86,8 @@ export class Mmu {
 
   /** KVM_SET_USER_MEMORY_REGION while vCPUs run (see memslots.ts); returns the SPTEs zapped. */
   async memslotOp(op: MemslotOp): Promise<number[]> {
-    let zapped: number[] = [];
-    await this.memslots.apply(op, (start, end) => void (zapped = this.#zapRange(start, end)), sleepPrecise);
+    const zapped: number[] = [];
+    await this.memslots.apply(op, (start, end) => this.#zapRange(start, end, zapped), sleepPrecise);
     return zapped;
   }
 
@@ -108,15 +108,31 @@ export class Mmu {
   }
 
   /**
-   * `kvm_arch_flush_shadow_memslot` over a slot's gfn range: O(SPTE ranges inside it), never a
-   * walk over the slot's pages. The host mapping stays (a memslot change does not unmap the VMA).
+   * `kvm_arch_flush_shadow_memslot` over a slot's gfn range. The SPTEs go at once, in O(SPTE ranges
+   * inside it), never a walk over the slot's pages; the host mapping stays (a memslot change does not
+   * unmap the VMA). Announcing the zapped gfns is O(SPTEs zapped): one message per ZAP_CHUNK, with a
+   * turn of the event loop between them, so a zap of millions of SPTEs never blocks the service.
    */
-  #zapRange(start: number, end: number): number[] {
+  async #zapRange(start: number, end: number, out: number[]): Promise<void> {
     this.invalidateInProgress++;
-    const zapped: number[] = [];
-    for (const [a, b] of this.spte.rangesWithin(start, end)) for (let g = a; g < b; g++) zapped.push(g);
+    const ranges = [...this.spte.rangesWithin(start, end)];
     this.spte.deleteRange(start, end);
-    return this.#zapped(zapped);
+    this.invalidateSeq++;
+    this.invalidateInProgress--;
+    let chunk: number[] = [];
+    for (const [a, b] of ranges) {
+      for (let g = a; g < b; g++) {
+        chunk.push(g);
+        out.push(g);
+        if (chunk.length < ZAP_CHUNK) continue;
+        this.counters.zapped += chunk.length;
+        this.onZap(chunk);
+        chunk = [];
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    this.counters.zapped += chunk.length;
+    if (chunk.length) this.onZap(chunk);
   }
 
   /** `kvm_mmu_invalidate_end`, and the zapped gfns announced in messages of at most ZAP_CHUNK. */

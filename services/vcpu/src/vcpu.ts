@@ -103,7 +103,13 @@ export class Vcpu {
 
   /** SPTEs zapped (memslot change, mmu notifier): the next access to these pages faults again. */
   unmap(gfns: readonly number[]): void {
-    for (const g of gfns) this.#mapped.delete(g);
+    // runs of consecutive gfns (a zapped memslot is one run per chunk) go as one range each
+    for (let i = 0; i < gfns.length; ) {
+      let j = i + 1;
+      while (j < gfns.length && gfns[j] === gfns[j - 1]! + 1) j++;
+      this.#mapped.deleteRange(gfns[i]!, gfns[j - 1]! + 1);
+      i = j;
+    }
   }
 
   /** `kvm_async_pf_completed` reached this vCPU: KVM_REQ_APF_READY, and the kick wakes a halt. */
