@@ -11,10 +11,12 @@
  *     went without running a setImmediate callback during the build.
  * wp: the pager's and the mmu's WP populate (UFFDIO_REGISTER_MODE_WP over populated memory), then
  *     a thousand write-protect faults' worth of set updates.
+ * ps: a PageSet's worst case, every other page of N (N/2 ranges), as a random-order guest of
+ *     N pages leaves the mmu's SPTE set midway.
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { parseScenario } from "../../shared/src/index.ts";
+import { PageSet, parseScenario } from "../../shared/src/index.ts";
 import { Mmu } from "../../services/mmu/src/mmu.ts";
 import { Uffd } from "../../services/pager/src/uffd.ts";
 import { Vcpu, type VcpuPorts } from "../../services/vcpu/src/vcpu.ts";
@@ -29,6 +31,7 @@ const CASES: string[][] = [
   ["wl", "16", "1048576"],
   ["wl", "256", "65536"],
   ["wp", "256"],
+  ["ps", "16777216"],
 ];
 
 function mem() {
@@ -102,9 +105,19 @@ async function wp(gib: number): Promise<void> {
   );
 }
 
+function worstCase(n: number): void {
+  const m0 = mem();
+  const t0 = performance.now();
+  const s = new PageSet();
+  for (let g = 0; g < n; g += 2) s.add(g);
+  const ms = performance.now() - t0;
+  console.log(`page set worst case: every other page of ${n} (${s.rangeCount} ranges): ${ms.toFixed(0)} ms (${((ms * 1e6) / (n / 2)).toFixed(0)} ns/add), ${delta(m0)}`);
+}
+
 const [kind, a, b] = process.argv.slice(2);
 if (kind === "wl") await workload(Number(a), Number(b));
 else if (kind === "wp") await wp(Number(a));
+else if (kind === "ps") worstCase(Number(a));
 else {
   const self = fileURLToPath(import.meta.url);
   for (const c of CASES) {
