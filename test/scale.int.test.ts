@@ -4,7 +4,8 @@
  * both complete; no time windows, only outcomes.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { ApiError } from "../cli/src/index.ts";
+import { FAULTLINE_MAX_ACCESSES, parseScenario } from "../shared/src/index.ts";
 import { buildWorkload } from "../services/vcpu/src/workload.ts";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
@@ -16,6 +17,16 @@ async function health(): Promise<{ status: number; body: { services: Record<stri
 }
 
 describe("scale", () => {
+  it("scale - 256 vCPUs x 1M pages is refused up front with the budget named, and the stack stays up", async () => {
+    const doc = { name: "scale-too-big", vm: { vcpus: 256, memslots: [{ slot: 0, size: "4096GiB" }] }, workload: { pagesPerVcpu: 1_048_576 } };
+    const err = await t.api.createRun(doc).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).body).toMatchObject({ code: "FL_ERR_INVALID", path: "/workload/pagesPerVcpu" });
+    expect((err as ApiError).body.message).toContain(`exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`);
+    expect((await health()).status).toBe(200);
+  });
+
   it("scale - 256 vCPUs x 1k pages completes", { timeout: 300_000 }, async () => {
     const s = parseScenario({
       name: "scale-256x1k", durationMs: 240_000, vm: { vcpus: 256, memslots: [{ slot: 0, size: "1GiB" }] },
