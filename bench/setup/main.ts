@@ -11,10 +11,15 @@
  *     went without running a setImmediate callback during the build.
  * wp: the pager's and the mmu's WP populate (UFFDIO_REGISTER_MODE_WP over populated memory), then
  *     a thousand write-protect faults' worth of set updates.
+ * stack: a real stack (its own nats-server) runs V vCPUs x P pages (pager latency 0) for at most
+ *     5 s; prints each service's peak RSS (VmHWM) before and after, and the pages touched.
  * ps: a PageSet's worst case, every other page of N (N/2 ranges), as a random-order guest of
  *     N pages leaves the mmu's SPTE set midway.
  */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { Writable } from "node:stream";
+import { ApiClient, startStack } from "../../cli/src/index.ts";
 import { fileURLToPath } from "node:url";
 import { PageSet, parseScenario } from "../../shared/src/index.ts";
 import { Mmu } from "../../services/mmu/src/mmu.ts";
@@ -32,6 +37,7 @@ const CASES: string[][] = [
   ["wl", "256", "65536"],
   ["wp", "256"],
   ["ps", "16777216"],
+  ["stack", "256", "65536"],
 ];
 
 function mem() {
@@ -114,10 +120,37 @@ function worstCase(n: number): void {
   console.log(`page set worst case: every other page of ${n} (${s.rangeCount} ranges): ${ms.toFixed(0)} ms (${((ms * 1e6) / (n / 2)).toFixed(0)} ns/add), ${delta(m0)}`);
 }
 
+function peakRss(pid: number | undefined): string {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return `${(kb("VmHWM") / 1024).toFixed(0)}`;
+}
+
+async function stack(vcpus: number, pages: number): Promise<void> {
+  // the run is torn down with faults in flight: the services' "request failed" lines are expected, not shown
+  const st = await startStack({ logLevel: "error", logSink: new Writable({ write: (_c, _e, cb) => cb() }) });
+  try {
+    const peaks = () => [...st.services].map(([svc, c]) => `${svc} ${peakRss(c.pid)}`).join(", ");
+    const before = peaks();
+    const api = new ApiClient(st.apiUrl);
+    const s = parseScenario({
+      name: "bench-setup", durationMs: 5000, vm: { vcpus, memslots: [{ slot: 0, size: vcpus * pages * 4096 }] },
+      pager: { latency: { us: 0 } }, workload: { pagesPerVcpu: pages },
+    });
+    const run = await api.createRun(s);
+    const done = await api.waitRun(run.id);
+    const touched = done.result?.vcpus.reduce((n, v) => n + v.pagesTouched, 0) ?? 0;
+    console.log(`stack ${vcpus} vCPUs x ${pages} pages, 5 s: ${done.status}, ${touched} pages touched; peak RSS MiB before: ${before}; after: ${peaks()}`);
+  } finally {
+    await st.stop();
+  }
+}
+
 const [kind, a, b] = process.argv.slice(2);
 if (kind === "wl") await workload(Number(a), Number(b));
 else if (kind === "wp") await wp(Number(a));
 else if (kind === "ps") worstCase(Number(a));
+else if (kind === "stack") await stack(Number(a), Number(b));
 else {
   const self = fileURLToPath(import.meta.url);
   for (const c of CASES) {

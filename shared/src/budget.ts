@@ -8,8 +8,9 @@
 
 /**
  * vCPUs × pagesPerVcpu. Each access takes 9 bytes in the vcpu service (Float64Array gfn + Uint8Array
- * flags) plus a latency sample once it faults; at this budget (256 vCPUs × 65536 pages) the vcpu
- * service's workloads take 151 MiB (bench/setup: `wl 256 65536`), well under 1 GiB per service.
+ * flags) plus a latency sample once it faults. At this budget (256 vCPUs × 65536 pages) the workloads
+ * take 144 MiB of arrays, and the vcpu service peaked at 322 MiB RSS in a real stack (bench/setup:
+ * `wl 256 65536`, `stack 256 65536`): under 1 GiB per service, with room for the latency samples.
  */
 export const FAULTLINE_MAX_ACCESSES = 16_777_216;
 
