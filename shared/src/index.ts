@@ -4,19 +4,20 @@
  */
 export * from "./kernel.ts";
 export * from "./errors.ts";
+export * from "./budget.ts";
 export * from "./subjects.ts";
 export * from "./schemas/scenario.ts";
 export * from "./schemas/messages.ts";
 export * from "./schemas/result.ts";
 export * from "./schemas/reports.ts";
 export { assertValid, withDefaults } from "./schemas/validate.ts";
-export { guestGfns, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
+export { guestGfns, guestRanges, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
 export { connectNats, closeNats, request, publish, serve, listen, servePing, ReqStream, transportEvents, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER, REQ_HEADER } from "./nats.ts";
 export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent } from "./nats.ts";
 export { CHUNK_HEADER, BLOB_HEADER, chunkLimit } from "./chunks.ts";
 export { TestbedMonitor, VmTestbed, STALL_THRESHOLD_MS, type Incident, type IncidentKind, type StallWindow, type LoopDelay } from "./testbed.ts";
 export { watchParent, PARENT_PID_ENV } from "./parent-watch.ts";
-export { KVM_MEM_MAX_NR_PAGES, applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simulateMemslotOps } from "./memslot-check.ts";
+export { applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simulateMemslotOps } from "./memslot-check.ts";
 export type { MemslotChange, MemslotOpInput, SlotLayout } from "./memslot-check.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
 export { createLogger, type Logger } from "./log.ts";
@@ -24,3 +25,4 @@ export { RunClock, epochMs, sleepPrecise, ModelledLock } from "./clock.ts";
 export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
 export { runService, runProcess, hostService, defineService, endpoint, HEARTBEAT_MS, type ServiceContext, type ServiceDefinition, type VmContext, type VmState, type Endpoint, type HostedService } from "./service.ts";
+export { PageSet, type GfnRange } from "./page-set.ts";

@@ -15,8 +15,7 @@ import { PAGE_SIZE } from "./kernel.ts";
 import { parseSize } from "./scenario.ts";
 import type { Memslot, MemslotOp } from "./schemas/scenario.ts";
 
-/** x86 `KVM_MEM_MAX_NR_PAGES`: ((1UL << 31) - 1). */
-export const KVM_MEM_MAX_NR_PAGES = 2 ** 31 - 1;
+import { KVM_MEM_MAX_NR_PAGES } from "./budget.ts";
 
 /** One memslot as KVM keeps it: `base_gfn`, `npages`, KVM_MEM_READONLY. */
 export interface SlotLayout {

@@ -3,7 +3,9 @@
  * One function for the CLI and the HTTP API, so both reject the same documents with the same path.
  */
 import { parse as parseYaml, YAMLParseError } from "yaml";
+import { FAULTLINE_MAX_ACCESSES, FAULTLINE_MAX_DROPPED_GFNS, FAULTLINE_MAX_SIGNAL_RECORDS, MAX_GPA, MAX_MEMSLOT_BYTES } from "./budget.ts";
 import { ValidationError } from "./errors.ts";
+import type { GfnRange } from "./page-set.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
 import { simulateMemslotOps } from "./memslot-check.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
@@ -38,6 +40,7 @@ export function parseScenario(doc: unknown): Scenario {
   }
   const s = withDefaults("scenario", ScenarioSchema, doc);
   checkMemslots(s);
+  checkBudgets(s);
   const vcpus = s.vm.vcpus;
   const need = vcpus * s.workload.pagesPerVcpu;
   const have = s.vm.memslots.reduce((n, m) => n + Number(m.size) / PAGE_SIZE, 0);
@@ -67,7 +70,11 @@ export function parseScenario(doc: unknown): Scenario {
   s.pager.drops.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/drops/${i}/atMs`));
   s.vm.memslotOps.forEach((op, i) => checkWithin(op.atMs, s.durationMs, `/vm/memslotOps/${i}/atMs`));
   simulateMemslotOps(s.vm.memslots, s.vm.memslotOps, "scenario", "/vm/memslotOps");
-  for (const op of s.vm.memslotOps) if (op.size !== undefined) op.size = parseSize(op.size);
+  s.vm.memslotOps.forEach((op, i) => {
+    if (op.size === undefined) return;
+    op.size = parseSize(op.size);
+    if (op.size > MAX_MEMSLOT_BYTES) throw new ValidationError("scenario", `/vm/memslotOps/${i}/size`, `${op.size} bytes exceeds ${MAX_MEMSLOT_BYTES} (KVM_MEM_MAX_NR_PAGES pages)`);
+  });
   const { pauseAllAtMs, resumeAtMs } = s.vmm;
   if (pauseAllAtMs !== undefined) checkWithin(pauseAllAtMs, s.durationMs, "/vmm/pauseAllAtMs");
   if (resumeAtMs !== undefined) {
@@ -93,7 +100,11 @@ function checkMemslots(s: Scenario): void {
     if (bytes % PAGE_SIZE !== 0 || bytes === 0) {
       throw new ValidationError("scenario", `${path}/size`, "must be a positive multiple of 4096");
     }
+    if (bytes > MAX_MEMSLOT_BYTES) {
+      throw new ValidationError("scenario", `${path}/size`, `${bytes} bytes exceeds ${MAX_MEMSLOT_BYTES} (KVM_MEM_MAX_NR_PAGES pages)`);
+    }
     if (m.gpa % PAGE_SIZE !== 0) throw new ValidationError("scenario", `${path}/gpa`, "must be page aligned");
+    if (m.gpa + bytes > MAX_GPA) throw new ValidationError("scenario", path, "ends above 2^52 (MAXPHYADDR)");
     if (seen.has(m.slot)) throw new ValidationError("scenario", `${path}/slot`, `slot ${m.slot} appears twice`);
     seen.add(m.slot);
     for (const [a, b] of ranges) {
@@ -101,6 +112,41 @@ function checkMemslots(s: Scenario): void {
     }
     ranges.push([m.gpa, m.gpa + bytes]);
     m.size = bytes;
+  });
+}
+
+/** The products of fields the schema cannot bound (budget.ts); the error names the field that tips it over. */
+function checkBudgets(s: Scenario): void {
+  const { vcpus } = s.vm;
+  const per = s.workload.pagesPerVcpu;
+  if (vcpus * per > FAULTLINE_MAX_ACCESSES) {
+    throw new ValidationError(
+      "scenario",
+      "/workload/pagesPerVcpu",
+      `${vcpus} vCPUs x ${per} pages = ${vcpus * per} accesses exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`,
+    );
+  }
+  let records = 0;
+  s.signals.forEach((p, i) => {
+    records += p.vcpus === "all" ? vcpus : Array.isArray(p.vcpus) ? new Set(p.vcpus).size : 1;
+    if (records > FAULTLINE_MAX_SIGNAL_RECORDS) {
+      throw new ValidationError(
+        "scenario",
+        `/signals/${i}/vcpus`,
+        `signals 0..${i} target ${records} vCPUs in all = ${records} signal records, exceeds the budget of ${FAULTLINE_MAX_SIGNAL_RECORDS} (FAULTLINE_MAX_SIGNAL_RECORDS)`,
+      );
+    }
+  });
+  let dropped = 0;
+  s.pager.drops.forEach((d, i) => {
+    dropped += d.gfns.length;
+    if (dropped > FAULTLINE_MAX_DROPPED_GFNS) {
+      throw new ValidationError(
+        "scenario",
+        `/pager/drops/${i}/gfns`,
+        `drops 0..${i} drop ${dropped} gfns in all, exceeds the budget of ${FAULTLINE_MAX_DROPPED_GFNS} (FAULTLINE_MAX_DROPPED_GFNS)`,
+      );
+    }
   });
 }
 
@@ -114,7 +160,15 @@ function checkWithin(atMs: number, durationMs: number, path: string): void {
   if (atMs >= durationMs) throw new ValidationError("scenario", path, `${atMs} is not before durationMs (${durationMs})`);
 }
 
-/** Every gfn of the memslots, in slot order. */
+/** The gfn range [start, end) of each memslot, in slot order: O(slots), whatever their size. */
+export function guestRanges(memslots: Scenario["vm"]["memslots"]): GfnRange[] {
+  return memslots.map((m) => {
+    const base = m.gpa / PAGE_SIZE;
+    return [base, base + parseSize(m.size) / PAGE_SIZE] as const;
+  });
+}
+
+/** Every gfn of the memslots, in slot order. One step per page: prefer `guestRanges` for anything sized by the memslots. */
 export function* guestGfns(memslots: Scenario["vm"]["memslots"]): Generator<number> {
   for (const m of memslots) {
     const base = m.gpa / PAGE_SIZE;

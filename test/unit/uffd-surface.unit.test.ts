@@ -72,7 +72,7 @@ describe("uffd surface", () => {
   it("WP mode - reads of present pages never reach the uffd; a write is a WP fault resolved by UFFDIO_WRITEPROTECT", async () => {
     const h = harness("6.13", { pages: 4, autoFill: true, writeRatio: 0.5, config: { mode: "wp" } });
     await until(() => h.vcpus[0]!.state === "done", "done");
-    const writes = h.vcpus[0]!.accesses.filter((a) => a.write).length;
+    const writes = h.vcpus[0]!.accesses.toArray().filter((a) => a.write).length;
     expect(writes).toBeGreaterThan(0);
     expect(h.uffd.counters).toMatchObject({ faultEvents: writes, writeprotects: writes, copies: 0 });
     expect(h.vcpus[0]!.pagesTouched).toBe(4);

@@ -32,17 +32,18 @@ export class Memslots {
     return this.#slots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
   }
 
-  gfnsOf(s: Slot): number[] {
-    return Array.from({ length: s.npages }, (_, i) => s.baseGfn + i);
+  /** The gfn range [start, end) of each slot, in slot order. */
+  ranges(): Array<readonly [number, number]> {
+    return this.#slots.map((s) => [s.baseGfn, s.baseGfn + s.npages] as const);
   }
 
   /**
    * `kvm_set_memory_region`: takes `slots_lock` (ops run one at a time, in call order), checks the op
    * as `__kvm_set_memory_region` does (a KvmErrnoError naming `<path>/<field>` with KVM's errno;
-   * nothing changes), then applies it. `path` points at the op in its message (`MemslotReq.op`). `zap` is called with the gfns whose SPTEs must go (and bumps
-   * the invalidation sequence); `wait` models the SRCU grace period.
+   * nothing changes), then applies it. `path` points at the op in its message (`MemslotReq.op`). `zap` is called with the gfn range [start, end) whose SPTEs must go
+   * (and bumps the invalidation sequence); `wait` models the SRCU grace period.
    */
-  apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path = "/op"): Promise<void> {
+  apply(op: MemslotOpInput, zap: (start: number, end: number) => void | Promise<void>, wait: (ms: number) => Promise<void>, path = "/op"): Promise<void> {
     const run = this.#tail ? this.#tail.then(() => this.#apply(op, zap, wait, path)) : this.#apply(op, zap, wait, path);
     const tail = run.catch(() => undefined);
     this.#tail = tail;
@@ -52,7 +53,7 @@ export class Memslots {
     return run;
   }
 
-  async #apply(op: MemslotOpInput, zap: (gfns: number[]) => void, wait: (ms: number) => Promise<void>, path: string): Promise<void> {
+  async #apply(op: MemslotOpInput, zap: (start: number, end: number) => void | Promise<void>, wait: (ms: number) => Promise<void>, path: string): Promise<void> {
     const c = checkMemslotOp(this.#slots, op, "memslot op", path);
     if (c.change === "none") return;
     if (c.change === "KVM_MR_CREATE") {
@@ -62,7 +63,7 @@ export class Memslots {
     // KVM_MR_DELETE / KVM_MR_MOVE: kvm_invalidate_memslot, then kvm_arch_flush_shadow_memslot
     const old = this.#slots.find((s) => s.id === c.id)!;
     old.invalid = true;
-    zap(this.gfnsOf(old));
+    await zap(old.baseGfn, old.baseGfn + old.npages);
     await wait(MEMSLOT_UPDATE_MS);
     if (c.change === "KVM_MR_DELETE") this.#slots.splice(this.#slots.indexOf(old), 1);
     else {

@@ -11,7 +11,7 @@
  * Pure logic; the pager's gup is an injected port.
  */
 import { AsyncPf } from "./async-pf.ts";
-import { KVM_MEMORY_EXIT_FLAG_USERFAULT, follInterruptible, PAGE_SIZE, sleepPrecise, type FaultReply, type Memslot, type MemslotOp, type Profile, type Site } from "@faultline/shared";
+import { KVM_MEMORY_EXIT_FLAG_USERFAULT, PageSet, follInterruptible, PAGE_SIZE, sleepPrecise, type FaultReply, type Memslot, type MemslotOp, type Profile, type Site } from "@faultline/shared";
 import { Memslots, type Slot } from "./memslots.ts";
 
 export interface GupPort {
@@ -23,14 +23,17 @@ export interface GupPort {
   }>;
 }
 
+/** Zapped gfns per `onZap` call: keeps one NATS message well under the default 1 MiB max_payload. */
+export const ZAP_CHUNK = 16_384;
+
 export class Mmu {
   readonly profile: Profile;
-  /** SPTEs present (TDP MMU leaf entries). */
-  readonly spte = new Set<number>();
+  /** SPTEs present (TDP MMU leaf entries). Page sets hold ranges, so their memory follows runs of pages, not pages. */
+  readonly spte = new PageSet();
   /** Host page tables as `hva_to_pfn_fast` sees them: fed by the pager's UFFDIO_COPY announcements. */
-  readonly hostPresent = new Set<number>();
+  readonly hostPresent = new PageSet();
   /** host pages present but uffd-write-protected (WP mode): a write cannot take attempt 1 */
-  readonly hostWriteProtected = new Set<number>();
+  readonly hostWriteProtected = new PageSet();
   /** `kvm->mmu_invalidate_seq`, bumped by `kvm_mmu_invalidate_end` (issue 3 adds the notifiers). */
   invalidateSeq = 0;
   /** `kvm->mmu_invalidate_in_progress` */
@@ -42,7 +45,7 @@ export class Mmu {
   /** async page faults, when the scenario enables them */
   readonly apf: AsyncPf | null;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
-  readonly mmioSpte = new Set<number>();
+  readonly mmioSpte = new PageSet();
   readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0 };
 
   constructor(
@@ -70,10 +73,21 @@ export class Mmu {
     return this.memslots.find(gfn);
   }
 
+  /**
+   * WP mode: the uffd was registered with UFFDIO_REGISTER_MODE_WP over populated memory, so every
+   * page of every memslot is present in the host page tables and write-protected. O(memslots).
+   */
+  populateWriteProtected(): void {
+    for (const [a, b] of this.memslots.ranges()) {
+      this.hostPresent.addRange(a, b);
+      this.hostWriteProtected.addRange(a, b);
+    }
+  }
+
   /** KVM_SET_USER_MEMORY_REGION while vCPUs run (see memslots.ts); returns the SPTEs zapped. */
   async memslotOp(op: MemslotOp): Promise<number[]> {
-    let zapped: number[] = [];
-    await this.memslots.apply(op, (gfns) => void (zapped = this.#zap(gfns, false)), sleepPrecise);
+    const zapped: number[] = [];
+    await this.memslots.apply(op, (start, end) => this.#zapRange(start, end, zapped), sleepPrecise);
     return zapped;
   }
 
@@ -90,10 +104,43 @@ export class Mmu {
     this.invalidateInProgress++;
     const zapped = gfns.filter((g) => this.spte.delete(g));
     if (unmapHost) for (const g of gfns) this.hostPresent.delete(g);
+    return this.#zapped(zapped);
+  }
+
+  /**
+   * `kvm_arch_flush_shadow_memslot` over a slot's gfn range. The SPTEs go at once, in O(SPTE ranges
+   * inside it), never a walk over the slot's pages; the host mapping stays (a memslot change does not
+   * unmap the VMA). Announcing the zapped gfns is O(SPTEs zapped): one message per ZAP_CHUNK, with a
+   * turn of the event loop between them, so a zap of millions of SPTEs never blocks the service.
+   */
+  async #zapRange(start: number, end: number, out: number[]): Promise<void> {
+    this.invalidateInProgress++;
+    const ranges = [...this.spte.rangesWithin(start, end)];
+    this.spte.deleteRange(start, end);
+    this.invalidateSeq++;
+    this.invalidateInProgress--;
+    let chunk: number[] = [];
+    for (const [a, b] of ranges) {
+      for (let g = a; g < b; g++) {
+        chunk.push(g);
+        out.push(g);
+        if (chunk.length < ZAP_CHUNK) continue;
+        this.counters.zapped += chunk.length;
+        this.onZap(chunk);
+        chunk = [];
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    this.counters.zapped += chunk.length;
+    if (chunk.length) this.onZap(chunk);
+  }
+
+  /** `kvm_mmu_invalidate_end`, and the zapped gfns announced in messages of at most ZAP_CHUNK. */
+  #zapped(zapped: number[]): number[] {
     this.invalidateSeq++;
     this.invalidateInProgress--;
     this.counters.zapped += zapped.length;
-    if (zapped.length) this.onZap(zapped);
+    for (let i = 0; i < zapped.length; i += ZAP_CHUNK) this.onZap(zapped.slice(i, i + ZAP_CHUNK));
     return zapped;
   }
 

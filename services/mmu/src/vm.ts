@@ -1,5 +1,5 @@
 /** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, scheduled memslot ops. */
-import { GupReply, ReqStream, RunClock, guestGfns, publish, request, subjects, type VmContext, type VmState } from "@faultline/shared";
+import { GupReply, ReqStream, RunClock, publish, request, subjects, type VmContext, type VmState } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
 export class MmuVm implements VmState {
@@ -31,13 +31,7 @@ export class MmuVm implements VmState {
       (req) => request(nc, subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu), signal: ctx.signal }),
       apf,
     );
-    if (s.pager.mode === "wp") {
-      // registered WP over populated memory: every page present, write-protected
-      for (const g of guestGfns(s.vm.memslots)) {
-        this.mmu.hostPresent.add(g);
-        this.mmu.hostWriteProtected.add(g);
-      }
-    }
+    if (s.pager.mode === "wp") this.mmu.populateWriteProtected(); // registered WP over populated memory: ranges, not pages
     this.mmu.onZap = (gfns) => publish(nc, subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns });
     for (const op of s.vm.memslotOps) {
       this.clock.at(op.atMs, () => void this.mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, op }, "memslot op failed")));

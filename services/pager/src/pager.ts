@@ -2,7 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { RunClock, guestGfns, prng, publish, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
+import { RunClock, guestRanges, prng, publish, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -41,7 +41,7 @@ export class VmPager implements VmState {
         perWaiterMs: scenario.pager.uffd.waitQueue.perWaiterUs / 1000,
       },
     });
-    if (scenario.pager.mode === "wp") this.uffd.populateWriteProtected(guestGfns(scenario.vm.memslots));
+    if (scenario.pager.mode === "wp") this.uffd.populateWriteProtectedRanges(guestRanges(scenario.vm.memslots));
     for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => this.drop(d.gfns));
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));

@@ -4,7 +4,7 @@
  * with `UFFDIO_COPY`, and `signal_wake_up` of sleeping tasks. Pure logic: the page source and the
  * "page became resident" hook are injected, so unit tests drive it without NATS.
  */
-import type { SignalName, WaitState } from "@faultline/shared";
+import { PageSet, type GfnRange, type SignalName, type WaitState } from "@faultline/shared";
 import { WaitQueues, type UffdTopology } from "./wait-queue.ts";
 
 export interface GupRequest {
@@ -90,16 +90,17 @@ export interface UffdPorts {
 }
 
 export class Uffd {
-  readonly resident = new Set<number>();
+  /** pages present in the uffd-registered range (ranges: memory follows runs of pages, not pages) */
+  readonly resident = new PageSet();
   readonly counters: PagerCounters = { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0,
     writeprotects: 0, poisons: 0, wakeCalls: 0,
   };
   /** UFFD_EVENT_PAGEFAULT messages by `feat.ptid` ("0" without UFFD_FEATURE_THREAD_ID) */
   readonly eventsByPtid: Record<string, number> = {};
   /** write-protected present pages (WP mode) */
-  readonly writeProtected = new Set<number>();
+  readonly writeProtected = new PageSet();
   /** PTE_MARKER_UFFD_POISON installed */
-  readonly poisoned = new Set<number>();
+  readonly poisoned = new PageSet();
   readonly config: UffdConfig;
   #wakeQueue: number[] = [];
   #wakeTimer: NodeJS.Timeout | null = null;
@@ -125,6 +126,14 @@ export class Uffd {
     for (const g of gfns) {
       this.resident.add(g);
       this.writeProtected.add(g);
+    }
+  }
+
+  /** `populateWriteProtected` over whole ranges (the memslots): O(ranges), whatever their size. */
+  populateWriteProtectedRanges(ranges: Iterable<GfnRange>): void {
+    for (const [a, b] of ranges) {
+      this.resident.addRange(a, b);
+      this.writeProtected.addRange(a, b);
     }
   }
 
@@ -393,7 +402,9 @@ export class Uffd {
 
   /** `userfaultfd_wake_function`: wake once and dequeue. */
   #wakeOne(w: Waiter): void {
-    this.#waiters.get(w.gfn)?.delete(w);
+    const set = this.#waiters.get(w.gfn);
+    // an emptied page entry goes, or the map (walked per wake by #countWaiters) grows with every page ever slept on
+    if (set?.delete(w) && set.size === 0) this.#waiters.delete(w.gfn);
     if (this.#byTask.get(w.vcpu) === w) this.#byTask.delete(w.vcpu);
     w.wake();
   }

@@ -4,8 +4,8 @@
  * on -EINTR `kvm_eat_signals`, park if `cpu->stop`, else re-enter). The guest workload runs inside.
  * Pure logic: the mmu fault, the signal dequeue and state announcements are injected ports.
  */
-import { PAGE_SIZE, type FaultReply, type KvmExitName, type SignalName, type Site, type VcpuStateName } from "@faultline/shared";
-import type { Access } from "./workload.ts";
+import { PAGE_SIZE, PageSet, type FaultReply, type KvmExitName, type SignalName, type Site, type VcpuStateName } from "@faultline/shared";
+import type { Access, Workload } from "./workload.ts";
 
 export type ExitVia = "gup-eintr" | "pre-entry-check" | "halt-wakeup" | "vm-killed" | "fault-error" | "memory-fault-wait";
 export type Outcome = "KVM_EXIT_INTR" | "killed" | "delivered-in-vmm";
@@ -77,7 +77,8 @@ export class Vcpu {
   #stop = false;
   #closed = false;
   #cursor = 0;
-  readonly #mapped = new Set<number>();
+  /** gfns the guest has mapped (its view of the SPTEs): ranges, so a sequential guest keeps one */
+  readonly #mapped = new PageSet();
   #changed: (() => void) | null = null;
   #lastMemoryFault: { gfn: number; resolved: boolean; repeats: number } | null = null;
   /** accesses of guest tasks waiting for "page ready" (PV async PF): gfn → when the fault was taken */
@@ -87,14 +88,15 @@ export class Vcpu {
 
   readonly id: number;
   readonly site: Site | "mixed";
-  readonly accesses: readonly Access[];
+  readonly accesses: Workload;
   readonly ports: VcpuPorts;
 
-  constructor(id: number, site: Site | "mixed", accesses: readonly Access[], ports: VcpuPorts) {
+  constructor(id: number, site: Site | "mixed", accesses: Workload, ports: VcpuPorts) {
     this.id = id;
     this.site = site;
     this.accesses = accesses;
     this.ports = ports;
+    void accesses.ready(); // a large workload goes on building in slices, between other work
   }
 
   /** The task's pending set changed (`signal_wake_up` or dequeue), as published by the signals service. */
@@ -106,7 +108,13 @@ export class Vcpu {
 
   /** SPTEs zapped (memslot change, mmu notifier): the next access to these pages faults again. */
   unmap(gfns: readonly number[]): void {
-    for (const g of gfns) this.#mapped.delete(g);
+    // runs of consecutive gfns (a zapped memslot is one run per chunk) go as one range each
+    for (let i = 0; i < gfns.length; ) {
+      let j = i + 1;
+      while (j < gfns.length && gfns[j] === gfns[j - 1]! + 1) j++;
+      this.#mapped.deleteRange(gfns[i]!, gfns[j - 1]! + 1);
+      i = j;
+    }
   }
 
   /** `kvm_async_pf_completed` reached this vCPU: KVM_REQ_APF_READY, and the kick wakes a halt. */
@@ -128,6 +136,7 @@ export class Vcpu {
 
   /** The VMM's vCPU thread (`kvm_vcpu_thread_fn` → `kvm_cpu_exec`). */
   async run(): Promise<void> {
+    if (!this.accesses.built) await this.accesses.ready();
     this.#setState("running");
     while (!this.#closed) {
       if (this.#fatal) return this.#die("vm-killed");
@@ -156,7 +165,7 @@ export class Vcpu {
       if (this.#apfDone.length > 0) await this.#apfCompletions();
       // vcpu_enter_guest: a pending (and, inside KVM_RUN, unblocked) signal → kvm_handle_signal_exit
       if (this.#pending.length > 0) return this.#signalExit("pre-entry-check");
-      const acc = this.accesses[this.#cursor];
+      const acc = this.accesses.at(this.#cursor);
       if (!acc && this.#deferred.size > 0) {
         // every guest task waits for "page ready": the guest idles in HLT (kvm_vcpu_block)
         await this.#block();
@@ -325,7 +334,7 @@ export class Vcpu {
       if (since === undefined) continue;
       this.#deferred.delete(d.gfn);
       this.asyncUs.push((this.ports.now() - since) * 1000);
-      if (this.#mapped.has(d.gfn) && this.accesses[this.#cursor]?.gfn !== d.gfn) this.pagesTouched++; // the waiting guest task resumes
+      if (this.#mapped.has(d.gfn) && this.accesses.at(this.#cursor)?.gfn !== d.gfn) this.pagesTouched++; // the waiting guest task resumes
     }
   }
 

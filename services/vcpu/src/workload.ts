@@ -2,8 +2,14 @@
  * Guest workloads, as memstress in demand_paging_test: each vCPU touches every page of its own
  * partition once (`pagesPerVcpu` pages, partitioned, not overlapped), in order or in a seeded
  * random order; each access is a write with probability `writeRatio`.
+ *
+ * Stored compactly (9 bytes an access: a Float64Array of gfns and a Uint8Array of flags), and
+ * built in time linear in the vCPU's own pages: its partition is computed from the memslot ranges,
+ * the other vCPUs' pages are never materialised. A large build runs in slices of BUILD_SLICE
+ * accesses, one slice per turn of the event loop for the whole process (one queue, oldest first:
+ * `ready()`), so setting up 256 vCPUs never blocks the service's event loop for long.
  */
-import { SITES, guestGfns, prng, shuffle, type Scenario, type Site } from "@faultline/shared";
+import { SITES, guestRanges, prng, type Scenario, type Site } from "@faultline/shared";
 
 export interface Access {
   gfn: number;
@@ -12,34 +18,172 @@ export interface Access {
   site: Site;
 }
 
-/** A site drawer: the scenario's one site, or a seeded draw from its mix. */
-function siteDrawer(s: Scenario, rnd: () => number): () => Site {
+/** Accesses built per slice between two turns of the event loop (about a millisecond of work). */
+export const BUILD_SLICE = 32_768;
+/** Workloads up to this size are built at once, synchronously. */
+const BUILD_AT_ONCE = 256;
+
+const WRITE = 1;
+
+/** Builds waiting for slices, oldest first; one slice runs per turn of the event loop. */
+const queue: Array<() => boolean> = [];
+let pumping = false;
+
+function pump(): void {
+  const next = queue[0];
+  if (!next) {
+    pumping = false;
+    return;
+  }
+  if (next()) queue.shift();
+  setImmediate(pump);
+}
+
+/** Queues a build; `slice` runs one slice and returns true once the build is complete. */
+function schedule(slice: () => boolean): void {
+  queue.push(slice);
+  if (!pumping) {
+    pumping = true;
+    setImmediate(pump);
+  }
+}
+
+/** A site drawer: the scenario's one site, or a seeded draw from its mix; returns an index into SITES. */
+function siteDrawer(s: Scenario, rnd: () => number): () => number {
   const spec = s.workload.site;
-  if (typeof spec === "string") return () => spec;
-  const entries = SITES.flatMap((k) => (spec[k] ? [[k, spec[k]] as const] : []));
+  if (typeof spec === "string") {
+    const only = SITES.indexOf(spec);
+    return () => only;
+  }
+  const entries = SITES.flatMap((k, i) => (spec[k] ? [[i, spec[k]] as const] : []));
   const total = entries.reduce((n, [, w]) => n + w, 0);
   return () => {
     let x = rnd() * total;
-    for (const [k, w] of entries) if ((x -= w) < 0) return k;
+    for (const [i, w] of entries) if ((x -= w) < 0) return i;
     return entries.at(-1)![0];
   };
 }
 
-/** The first `n` gfns of the memslots, in slot order. */
-function guestPages(s: Scenario, n: number): number[] {
-  const out: number[] = [];
-  for (const g of guestGfns(s.vm.memslots)) {
-    if (out.length >= n) break;
-    out.push(g);
+/** One vCPU's accesses, in the order the guest makes them. */
+export class Workload implements Iterable<Access> {
+  readonly length: number;
+  #gfns = new Float64Array(0);
+  #flags = new Uint8Array(0);
+  #steps: Generator<void> | null;
+  #ready: Promise<void> | null = null;
+
+  constructor(s: Scenario, vcpu: number) {
+    const per = s.workload.pagesPerVcpu;
+    this.length = per;
+    this.#steps = this.#build(s, vcpu);
+    if (per <= BUILD_AT_ONCE) this.#finish();
   }
-  return out;
+
+  /** true once every access is in place */
+  get built(): boolean {
+    return this.#steps === null;
+  }
+
+  /** Completes the build in slices, queued behind the builds asked for before it. */
+  ready(): Promise<void> {
+    if (this.#steps === null) return Promise.resolve();
+    this.#ready ??= new Promise<void>((resolve) =>
+      schedule(() => {
+        if (this.#steps?.next().done) this.#steps = null;
+        if (this.#steps === null) resolve(); // done here, or finished synchronously by an accessor
+        return this.#steps === null;
+      }),
+    );
+    return this.#ready;
+  }
+
+  /** every access's gfn */
+  get gfns(): Float64Array {
+    this.#finish();
+    return this.#gfns;
+  }
+
+  /** every access's flags: bit 0 write, bits 1–7 an index into SITES */
+  get flags(): Uint8Array {
+    this.#finish();
+    return this.#flags;
+  }
+
+  gfn(i: number): number {
+    return this.gfns[i]!;
+  }
+
+  write(i: number): boolean {
+    return (this.flags[i]! & WRITE) !== 0;
+  }
+
+  site(i: number): Site {
+    return SITES[this.flags[i]! >> 1]!;
+  }
+
+  /** Access `i`, or undefined past the end. */
+  at(i: number): Access | undefined {
+    if (i < 0 || i >= this.length) return undefined;
+    return { gfn: this.gfn(i), write: this.write(i), site: this.site(i) };
+  }
+
+  *[Symbol.iterator](): Iterator<Access> {
+    for (let i = 0; i < this.length; i++) yield this.at(i)!;
+  }
+
+  toArray(): Access[] {
+    return [...this];
+  }
+
+  /** The rest of the build, synchronously. */
+  #finish(): void {
+    if (this.#steps === null) return;
+    while (!this.#steps.next().done);
+    this.#steps = null;
+  }
+
+  /** The build as slices: yields after every BUILD_SLICE accesses of work. Same draws as one pass. */
+  *#build(s: Scenario, vcpu: number): Generator<void> {
+    const n = this.length;
+    // allocated by the first slice, not at setup: zero-filling 256 x 64k accesses takes a while
+    const gfns = (this.#gfns = new Float64Array(n));
+    const flags = (this.#flags = new Uint8Array(n));
+    // this vCPU's partition: pages [vcpu * n, (vcpu + 1) * n) of the memslots in slot order
+    let skip = vcpu * n;
+    let k = 0;
+    for (const [a, b] of guestRanges(s.vm.memslots)) {
+      if (k >= n) break;
+      if (skip >= b - a) {
+        skip -= b - a;
+        continue;
+      }
+      for (let g = a + skip; g < b && k < n; g++) {
+        gfns[k++] = g;
+        if (k % BUILD_SLICE === 0) yield;
+      }
+      skip = 0;
+    }
+    if (k < n) throw new Error(`the memslots hold no page for access ${k} of vCPU ${vcpu}`);
+    const rnd = prng(s.seed * 7919 + vcpu);
+    if (s.workload.pattern === "random") {
+      // Fisher–Yates, as shuffle() in shared/random.ts, in place on the typed array
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        const t = gfns[i]!;
+        gfns[i] = gfns[j]!;
+        gfns[j] = t;
+        if (i % BUILD_SLICE === 0) yield;
+      }
+    }
+    const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
+    const ratio = s.workload.writeRatio;
+    for (let i = 0; i < n; i++) {
+      flags[i] = (rnd() < ratio ? WRITE : 0) | (site() << 1);
+      if ((i + 1) % BUILD_SLICE === 0) yield;
+    }
+  }
 }
 
-export function buildWorkload(s: Scenario, vcpu: number): Access[] {
-  const per = s.workload.pagesPerVcpu;
-  const gfns = guestPages(s, s.vm.vcpus * per).slice(vcpu * per, (vcpu + 1) * per);
-  const rnd = prng(s.seed * 7919 + vcpu);
-  if (s.workload.pattern === "random") shuffle(gfns, rnd);
-  const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
-  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio, site: site() }));
+export function buildWorkload(s: Scenario, vcpu: number): Workload {
+  return new Workload(s, vcpu);
 }

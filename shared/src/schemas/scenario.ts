@@ -3,21 +3,28 @@
  * Every field has a default; unknown fields are rejected (additionalProperties: false everywhere).
  */
 import { Type, type Static, type TNumber } from "@sinclair/typebox";
+import { MAX_GPA, MAX_MEMSLOT_BYTES } from "../budget.ts";
 import { PROFILES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
 
 const Ms = (description: string, extra: object = {}) =>
   Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
 
-/** `64MiB`, `2GiB`, `4096`, or a byte count. Multiples of the 4 KiB page. */
+/** A gfn: below 2^52 / 4096 (MAX_GPA). */
+const Gfn = () => Type.Integer({ minimum: 0, maximum: MAX_GPA / 4096 - 1 });
+
+/**
+ * `64MiB`, `2GiB`, `4096`, or a byte count. Multiples of the 4 KiB page, at most MAX_MEMSLOT_BYTES
+ * (KVM_MEM_MAX_NR_PAGES pages, 8 TiB less 4 KiB; a string's value is checked by parseScenario).
+ */
 export const SizeSchema = Type.Union(
-  [Type.Integer({ minimum: 4096 }), Type.String({ pattern: "^[0-9]+(B|KiB|MiB|GiB|K|M|G)?$" })],
-  { description: "bytes: an integer or a string such as 64MiB" },
+  [Type.Integer({ minimum: 4096, maximum: MAX_MEMSLOT_BYTES }), Type.String({ pattern: "^[0-9]+(B|KiB|MiB|GiB|K|M|G)?$", maxLength: 20 })],
+  { description: "bytes: an integer or a string such as 64MiB; at most 8 TiB - 4 KiB (KVM_MEM_MAX_NR_PAGES pages)" },
 );
 
 export const MemslotSchema = Type.Object(
   {
     slot: Type.Integer({ minimum: 0, maximum: 32767, description: "KVM memslot id" }),
-    gpa: Type.Integer({ minimum: 0, default: 0, description: "guest physical base address (page aligned)" }),
+    gpa: Type.Integer({ minimum: 0, maximum: MAX_GPA - 4096, default: 0, description: "guest physical base address (page aligned); the slot ends at or below 2^52" }),
     size: SizeSchema,
     readonly: Type.Boolean({ default: false, description: "KVM_MEM_READONLY: guest writes exit as MMIO (KVM_PFN_ERR_RO_FAULT → RET_PF_EMULATE)" }),
   },
@@ -30,7 +37,7 @@ export const MemslotOpSchema = Type.Object(
     atMs: Ms("when, ms since the run started"),
     op: Type.Union([Type.Literal("delete"), Type.Literal("add"), Type.Literal("move"), Type.Literal("flags")]),
     slot: Type.Integer({ minimum: 0, maximum: 32767 }),
-    gpa: Type.Optional(Type.Integer({ minimum: 0, description: "add: base; move: new base" })),
+    gpa: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GPA - 4096, description: "add: base; move: new base" })),
     size: Type.Optional(SizeSchema),
     readonly: Type.Optional(Type.Boolean({ description: "add / flags: KVM_MEM_READONLY" })),
   },
@@ -39,7 +46,7 @@ export const MemslotOpSchema = Type.Object(
 
 /** The pager drops resident pages (MADV_DONTNEED, a balloon): UFFD_EVENT_REMOVE, mmu notifier invalidation. */
 export const DropSchema = Type.Object(
-  { atMs: Ms("when, ms since the run started"), gfns: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) },
+  { atMs: Ms("when, ms since the run started"), gfns: Type.Array(Gfn(), { minItems: 1, maxItems: 65536, description: "at most FAULTLINE_MAX_DROPPED_GFNS over all drops" }) },
   { additionalProperties: false },
 );
 
@@ -114,7 +121,7 @@ export const ScenarioSchema = Type.Object(
           description: "UFFD_FEATURE_THREAD_ID (ptid in events), UFFD_FEATURE_SIGBUS (no events: faults get SIGBUS)",
         }),
         zeroRatio: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "share of pages the source reports as zero: UFFDIO_ZEROPAGE, no fetch" }),
-        poison: Type.Array(Type.Integer({ minimum: 0 }), { default: [], maxItems: 65536, description: "gfns the handler resolves with UFFDIO_POISON" }),
+        poison: Type.Array(Gfn(), { default: [], maxItems: 65536, description: "gfns the handler resolves with UFFDIO_POISON" }),
         wakeBatch: Type.Integer({
           minimum: 1, maximum: 4096, default: 1,
           description: "1: each fill wakes its waiters; N: fills use *_MODE_DONTWAKE and one UFFDIO_WAKE covers N pages (or 1 ms)",
@@ -157,7 +164,7 @@ export const ScenarioSchema = Type.Object(
     workload: Type.Object(
       {
         pattern: Type.Union([Type.Literal("sequential"), Type.Literal("random")], { default: "sequential" }),
-        pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024 }),
+        pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024, description: "vcpus x pagesPerVcpu is at most FAULTLINE_MAX_ACCESSES" }),
         writeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
         site: Type.Union(
           [
@@ -173,7 +180,7 @@ export const ScenarioSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
-    signals: Type.Array(SignalPlanSchema, { default: [], maxItems: 10_000 }),
+    signals: Type.Array(SignalPlanSchema, { default: [], maxItems: 10_000, description: "the vCPUs targeted over all plans are at most FAULTLINE_MAX_SIGNAL_RECORDS" }),
     vmm: Type.Object(
       {
         pauseAllAtMs: Type.Optional(Ms("pause_all_vcpus at this time")),
