@@ -59,4 +59,31 @@ describe("scale", () => {
     expect(r.pager.resident).toBe((256 * 2 ** 30) / 4096);
     expect((await health()).status).toBe(200);
   });
+
+  it("scale - 64 vCPUs in a 20 s pre-6.2 stall with pause_all_vcpus: the signals report passes max_payload", { timeout: 180_000 }, async () => {
+    const s = parseScenario({
+      name: "scale-64-stall", durationMs: 60_000, kernel: { profile: "pre-6.2" }, vm: { vcpus: 64, memslots: [{ slot: 0, size: "1GiB" }] },
+      pager: { latency: { us: 100 }, stalls: [{ atMs: 50, forMs: 20_000 }] }, workload: { pagesPerVcpu: 64 },
+      vmm: { pauseAllAtMs: 200, resumeAtMs: 21_000 },
+    });
+    const r = await runToEnd(t.api, s);
+    expect(JSON.stringify(r).length).toBeGreaterThan(1024 * 1024); // bigger than one NATS message
+    expect(r.vcpus.filter((v) => v.state !== "done")).toEqual([]);
+    expect(r.pause!.completedAtMs).not.toBeNull();
+    expect(r.pause!.completedAtMs!).toBeGreaterThan(20_000); // TASK_KILLABLE: only after the stall
+    expect(r.vcpus.reduce((n, v) => n + v.signals.filter((x) => x.source === "pause-kick").length, 0)).toBeGreaterThan(64);
+  });
+
+  it("scale - 10,000 planned signals: every one recorded with its outcome", { timeout: 180_000 }, async () => {
+    const signals = Array.from({ length: 10_000 }, (_, i) => ({ atMs: 10 + Math.floor(i / 2), vcpus: i % 2, signal: "SIGUSR1" }));
+    const s = parseScenario({
+      name: "scale-10k-signals", durationMs: 20_000, kernel: { profile: "6.13" }, vm: { vcpus: 2 }, pager: { latency: { us: 0 } },
+      workload: { pagesPerVcpu: 2000 }, signals,
+    });
+    const r = await runToEnd(t.api, s);
+    const recs = r.vcpus.flatMap((v) => v.signals);
+    expect(recs).toHaveLength(10_000);
+    expect(recs.filter((x) => x.outcome === "pending" || x.outcome === "ignored")).toEqual([]);
+    expect(r.vcpus.every((v) => v.state === "done" && v.pagesTouched === 2000)).toBe(true);
+  });
 });
