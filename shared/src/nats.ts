@@ -3,7 +3,7 @@
  * handlers that answer errors micro-style (`Nats-Service-Error`, `Nats-Service-Error-Code` headers)
  * and keep serving, and a liveness responder.
  *
- * Requests are idempotent: each carries `Faultline-Req: <stream> <seq> <low>` and is re-sent (same id)
+ * Requests are idempotent: each carries `"rid": "<stream> <seq> <low>"` in its body and is re-sent (same id)
  * after an attempt timeout, a no-responders answer or a reconnect. The serving side runs a request
  * once: a duplicate joins the one in progress or gets the first outcome. `<low>` is the requester's
  * lowest sequence still in flight, so the server forgets outcomes the requester can no longer ask for
@@ -26,7 +26,6 @@ export const ERROR_HEADER = "Nats-Service-Error";
 export const ERROR_CODE_HEADER = "Nats-Service-Error-Code";
 export const FL_CODE_HEADER = "Faultline-Error-Code";
 export const TRACE_HEADER = "Faultline-Trace";
-export const REQ_HEADER = "Faultline-Req";
 
 /** Transport events (retries, give-ups), for the testbed's incident record. */
 export const transportEvents = new EventEmitter<{ retry: [RetryEvent] }>();
@@ -130,10 +129,21 @@ export async function request<R extends TSchema>(
   }
 }
 
+const TE = new TextEncoder();
+
+/**
+ * The idempotency key travels in the body (`"rid": "<stream> <seq> <low>"`), not in a header: a
+ * message without headers costs nothing to parse on the serving side. Non-object bodies go without.
+ */
+const RID_PREFIX = '{"rid":"';
+function withRid(payload: string, rid: string): string {
+  if (!payload.startsWith("{")) return payload;
+  return payload === "{}" ? `{"rid":"${rid}"}` : `{"rid":"${rid}",${payload.slice(1)}`;
+}
+
 async function requestRaw(nc: NatsConnection, subject: string, payload: string, o: RequestOptions, stream: ReqStream, seq: number): Promise<unknown> {
   const deadline = performance.now() + o.timeoutMs;
   const retry = o.retry ?? true;
-  const bytes = new TextEncoder().encode(payload);
   let attempt = 0;
   let last: FaultlineError | null = null;
   for (;;) {
@@ -141,15 +151,15 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
     if (left <= 0) throw last ?? new RequestTimeoutError(subject, o.timeoutMs);
     if (o.signal?.aborted) throw new CancelledError(subject);
     if (nc.isClosed()) throw new ClosedConnectionError(subject);
-    const h = headers();
-    if (o.trace) h.set(TRACE_HEADER, o.trace);
-    h.set(REQ_HEADER, `${stream.name} ${seq} ${stream.low()}`);
+    let h: MsgHdrs | undefined;
+    if (o.trace) (h = headers()).set(TRACE_HEADER, o.trace);
+    const bytes = TE.encode(withRid(payload, `${stream.name} ${seq} ${stream.low()}`));
     const per = Math.max(1, Math.min(left, o.attemptMs ?? 2000));
     let msg: Msg;
     try {
       msg = bytes.length > chunkLimit(nc)
-        ? await uploadChunks(nc, subject, bytes, h, per)
-        : await nc.request(subject, bytes, { timeout: per, headers: h });
+        ? await uploadChunks(nc, subject, bytes, h ?? headers(), per)
+        : await nc.request(subject, bytes, h ? { timeout: per, headers: h } : { timeout: per });
     } catch (err) {
       const noResp = (err instanceof errors.RequestError && err.isNoResponders()) || err instanceof errors.NoRespondersError;
       if (noResp) last = new NoRespondersError(subject, err);
@@ -164,12 +174,14 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
       if (noResp) await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5), Math.max(0, deadline - performance.now())));
       continue;
     }
-    const remote = msg.headers?.get(ERROR_HEADER);
-    if (remote) {
-      const data = safeJson(msg) as { error?: { path?: string } } | undefined;
-      throw new RemoteError(subject, msg.headers?.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path);
+    if (msg.headers) {
+      const remote = msg.headers.get(ERROR_HEADER);
+      if (remote) {
+        const data = safeJson(msg) as { error?: { path?: string } } | undefined;
+        throw new RemoteError(subject, msg.headers.get(FL_CODE_HEADER) || "FL_ERR_REMOTE", remote, data?.error?.path);
+      }
+      if (isBlobReply(msg)) return JSON.parse(await fetchBlob(nc, msg, Math.max(1000, deadline - performance.now())));
     }
-    if (isBlobReply(msg)) return JSON.parse(await fetchBlob(nc, msg, Math.max(1000, deadline - performance.now())));
     return safeJson(msg);
   }
 }
@@ -187,14 +199,12 @@ export function publish(nc: NatsConnection, subject: string, body: unknown): voi
   nc.publish(subject, JSON.stringify(body));
 }
 
-function parseBody<S extends TSchema>(subject: string, schema: S, text: string | null): Static<S> {
-  let data: unknown;
+function parseJson(subject: string, text: string | null): unknown {
   try {
-    data = JSON.parse(text ?? "");
+    return JSON.parse(text ?? "");
   } catch {
     throw new ValidationError(`message on ${subject}`, "", "body is not JSON");
   }
-  return assertValid(`message on ${subject}`, schema, data);
 }
 
 export interface Reply {
@@ -287,26 +297,40 @@ export function serve<S extends TSchema>(
         text = chunks.add(msg);
         if (text === null) return; // a chunk, acknowledged; the last one carries the request
       } else text = msg.data.length ? msg.string() : "";
-      const rh = msg.headers?.get(REQ_HEADER);
-      const slot = rh ? dedup.claim(msg, rh) : null;
-      if (slot && !slot.fresh) return;
-      void (async () => {
-        const body = parseBody(msg.subject, schema, text);
-        if (o.vm !== undefined && (body as { vm?: unknown }).vm !== undefined && (body as { vm?: unknown }).vm !== o.vm) {
-          throw new ValidationError(`message on ${msg.subject}`, "/vm", `the body names VM ${String((body as { vm?: unknown }).vm)} but the subject is VM ${o.vm}'s`);
+      // the idempotency key leads the body (`{"rid":"<stream> <seq> <low>",...}`): cut it from the text,
+      // so the parsed body is exactly what the schema describes
+      let rid: string | null = null;
+      if (text.startsWith(RID_PREFIX)) {
+        const q = text.indexOf('"', RID_PREFIX.length);
+        if (q > 0) {
+          rid = text.slice(RID_PREFIX.length, q);
+          text = text[q + 1] === "," ? `{${text.slice(q + 2)}` : `{${text.slice(q + 1)}`;
         }
-        const out = await handler(body, msg);
-        return offerBlob(nc, JSON.stringify(out ?? { ok: true }));
-      })()
-        .catch((e: unknown) => {
-          const level = e instanceof ClosedConnectionError || e instanceof CancelledError ? "debug" : e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
-          log[level]({ err: e, subject: msg.subject }, "request failed");
-          return errorReply(e);
-        })
-        .then((r: Reply) => {
-          respond(msg, r);
-          slot?.done(r);
-        });
+      }
+      const slot = rid === null ? null : dedup.claim(msg, rid);
+      if (slot && !slot.fresh) return;
+      const finish = (r: Reply) => {
+        respond(msg, r);
+        slot?.done(r);
+      };
+      const fail = (e: unknown) => {
+        const level = e instanceof ClosedConnectionError || e instanceof CancelledError ? "debug" : e instanceof ValidationError || e instanceof NotFoundError ? "warn" : "error";
+        log[level]({ err: e, subject: msg.subject }, "request failed");
+        finish(errorReply(e));
+      };
+      const ok = (out: unknown) => finish(offerBlob(nc, JSON.stringify(out ?? { ok: true })));
+      try {
+        const body = assertValid(`message on ${msg.subject}`, schema, parseJson(msg.subject, text));
+        const vm = (body as { vm?: unknown }).vm;
+        if (o.vm !== undefined && vm !== undefined && vm !== o.vm) {
+          throw new ValidationError(`message on ${msg.subject}`, "/vm", `the body names VM ${String(vm)} but the subject is VM ${o.vm}'s`);
+        }
+        const out = handler(body, msg);
+        if (out instanceof Promise) out.then(ok).catch(fail);
+        else ok(out);
+      } catch (e) {
+        fail(e);
+      }
     },
   });
 }
