@@ -13,7 +13,7 @@ export * from "./schemas/reports.ts";
 export { assertValid, withDefaults } from "./schemas/validate.ts";
 export { guestGfns, guestRanges, parseScenario, parseScenarioText, parseSize, selectVcpus } from "./scenario.ts";
 export { connectNats, closeNats, request, publish, serve, listen, servePing, ReqStream, transportEvents, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER } from "./nats.ts";
-export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent } from "./nats.ts";
+export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent, GiveUpEvent } from "./nats.ts";
 export { CHUNK_HEADER, BLOB_HEADER, chunkLimit } from "./chunks.ts";
 export { TestbedMonitor, VmTestbed, STALL_THRESHOLD_MS, type Incident, type IncidentKind, type StallWindow, type LoopDelay } from "./testbed.ts";
 export { watchParent, PARENT_PID_ENV } from "./parent-watch.ts";

@@ -28,11 +28,18 @@ export const FL_CODE_HEADER = "Faultline-Error-Code";
 export const TRACE_HEADER = "Faultline-Trace";
 
 /** Transport events (retries, give-ups), for the testbed's incident record. */
-export const transportEvents = new EventEmitter<{ retry: [RetryEvent] }>();
+export const transportEvents = new EventEmitter<{ retry: [RetryEvent]; giveUp: [GiveUpEvent] }>();
 export interface RetryEvent {
   subject: string;
   attempt: number;
   reason: "timeout" | "no-responders" | "disconnected";
+}
+/** a request that ran out of time, after `attempts` attempts */
+export interface GiveUpEvent {
+  subject: string;
+  attempts: number;
+  code: string;
+  timeoutMs: number;
 }
 
 export interface ConnectOptions {
@@ -148,7 +155,11 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
   let last: FaultlineError | null = null;
   for (;;) {
     const left = deadline - performance.now();
-    if (left <= 0) throw last ?? new RequestTimeoutError(subject, o.timeoutMs);
+    if (left <= 0) {
+      const err = last ?? new RequestTimeoutError(subject, o.timeoutMs);
+      transportEvents.emit("giveUp", { subject, attempts: attempt + 1, code: err.code, timeoutMs: o.timeoutMs });
+      throw err;
+    }
     if (o.signal?.aborted) throw new CancelledError(subject);
     if (nc.isClosed()) throw new ClosedConnectionError(subject);
     let h: MsgHdrs | undefined;
@@ -167,7 +178,10 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
       else if (err instanceof FaultlineError) last = err;
       else if (nc.isClosed() || err instanceof errors.DrainingConnectionError || err instanceof errors.ClosedConnectionError) throw new ClosedConnectionError(subject, err);
       else last = new RequestTimeoutError(subject, o.timeoutMs, err);
-      if (!retry) throw last;
+      if (!retry) {
+        transportEvents.emit("giveUp", { subject, attempts: 1, code: last.code, timeoutMs: o.timeoutMs });
+        throw last;
+      }
       attempt++;
       transportEvents.emit("retry", { subject, attempt, reason: noResp ? "no-responders" : nc.isClosed() ? "disconnected" : "timeout" });
       // back off on no-responders (a service restarting, a subscription not yet re-registered)

@@ -42,6 +42,8 @@ export interface VmContext {
   monitor: TestbedMonitor;
   /** aborted when the VM is torn down: its requests stop retrying */
   signal: AbortSignal;
+  /** the instances holding this VM, service → instance (known from `start`) */
+  owners: Record<string, string>;
 }
 
 /** One VM's state in one service. */
@@ -126,7 +128,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     const vlog = log.child({ vm: m.vm });
     const testbed = monitor.track(m.vm);
     const abort = new AbortController();
-    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor, signal: abort.signal };
+    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor, signal: abort.signal, owners: {} };
     let state: V;
     try {
       state = def.create(ctx);
@@ -146,6 +148,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
       serve(nc, vlog, subjects.start(vm, def.name), StartMsg, (b) => {
         const late = epochMs() - b.t0;
         if (late > 50) monitor.incident(vm, "start-late", `start reached ${def.name} ${Math.round(late)} ms after t0`, late);
+        Object.assign(ctx.owners, b.owners);
         h.state.start(b.t0);
         return { ok: true };
       }, on),

@@ -11,7 +11,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { loadavg } from "node:os";
 import type { Logger } from "pino";
 import { epochMs } from "./clock.ts";
-import { transportEvents, type RetryEvent } from "./nats.ts";
+import { transportEvents, type GiveUpEvent, type RetryEvent } from "./nats.ts";
 import { vmOf } from "./subjects.ts";
 
 /** A tick this much later than planned is a testbed stall. */
@@ -20,7 +20,7 @@ const TICK_MS = 20;
 const MAX_INCIDENTS = 500;
 const LOOP_RESOLUTION_MS = 10;
 
-export type IncidentKind = "nats-disconnect" | "nats-reconnect" | "loop-stall" | "retry" | "lease-lapsed" | "start-late" | "service-lost" | "cancelled";
+export type IncidentKind = "nats-disconnect" | "nats-reconnect" | "loop-stall" | "retry" | "request-failed" | "lease-lapsed" | "start-late" | "service-lost" | "cancelled";
 
 export interface Incident {
   /** epoch ms (converted to run time by the api) */
@@ -105,6 +105,10 @@ export class TestbedMonitor {
     vm.retries++;
     if (e.attempt === 1 || e.attempt % 10 === 0) this.#add(vm, "retry", `${e.subject}: ${e.reason}, attempt ${e.attempt}`);
   };
+  readonly #onGiveUp = (e: GiveUpEvent) => {
+    const vm = this.#vms.get(vmOf(e.subject));
+    if (vm) this.#add(vm, "request-failed", `${e.subject}: ${e.code} after ${e.attempts} attempts (deadline ${e.timeoutMs} ms)`);
+  };
 
   constructor(service: string, instance: string, log: Logger) {
     this.service = service;
@@ -127,6 +131,7 @@ export class TestbedMonitor {
     }, TICK_MS);
     this.#timer.unref();
     transportEvents.on("retry", this.#onRetry);
+    transportEvents.on("giveUp", this.#onGiveUp);
     if (nc) {
       nc.subscribe("fl.testbed.stall", {
         callback: (_e, m) => {
@@ -146,6 +151,7 @@ export class TestbedMonitor {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     transportEvents.off("retry", this.#onRetry);
+    transportEvents.off("giveUp", this.#onGiveUp);
   }
 
   track(vm: string): VmTestbed {
@@ -174,11 +180,11 @@ export class TestbedMonitor {
     return () => this.#reconnectListeners.delete(fn);
   }
 
-  /** Did any known testbed stall overlap [from, to] (epoch ms)? */
-  overlaps(from: number, to: number): boolean {
+  /** Did a known testbed stall of one of `instances` (any, when empty) overlap [from, to] (epoch ms)? */
+  overlaps(from: number, to: number, instances: readonly string[] = []): boolean {
     for (let i = this.windows.length - 1; i >= 0; i--) {
       const w = this.windows[i]!;
-      if (w.from < to && from < w.to) return true;
+      if (w.from < to && from < w.to && (instances.length === 0 || instances.includes(w.instance))) return true;
     }
     return false;
   }

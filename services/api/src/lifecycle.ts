@@ -52,9 +52,10 @@ export async function setupVm(nc: NatsConnection, log: Logger, vm: string, s: Sc
 }
 
 /** Scenario time 0, once every owner has the VM: the vCPUs start last. */
-export async function startVm(nc: NatsConnection, vm: string, o: LifecycleOptions): Promise<number> {
+export async function startVm(nc: NatsConnection, vm: string, owners: Owners, o: LifecycleOptions): Promise<number> {
   const t0 = epochMs() + 20;
-  const start = (svc: CoreService) => request(nc, subjects.start(vm, svc), { vm, trace: `${vm}.start`, t0 }, Ok, { timeoutMs: o.rpcTimeoutMs });
+  const names = Object.fromEntries(Object.values(owners).map((w) => [w.service, w.instance]));
+  const start = (svc: CoreService) => request(nc, subjects.start(vm, svc), { vm, trace: `${vm}.start`, t0, owners: names }, Ok, { timeoutMs: o.rpcTimeoutMs });
   await Promise.all((["mmu", "pager", "signals"] as const).map(start));
   await start("vcpu");
   return t0;

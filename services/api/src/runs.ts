@@ -157,7 +157,7 @@ export class RunManager {
     const lease = setInterval(() => renewLease(this.#nc, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
     try {
       await setupVm(this.#nc, this.#log, vm, s, o, run.owners);
-      run.t0 = await startVm(this.#nc, vm, o);
+      run.t0 = await startVm(this.#nc, vm, run.owners, o);
       run.status = "running";
       void this.#persist(run);
       this.#log.info({ run: vm, scenario: s.name, owners: Object.fromEntries(Object.entries(run.owners).map(([k, v]) => [k, v.instance])) }, "run started");

@@ -38,7 +38,8 @@ export class VcpuVm implements VmState {
       resolve: (vcpu, gfn) =>
         rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
       state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
-      testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to),
+      // only the stalls of the services that hold this VM (another stack on the same NATS is not this run)
+      testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners)),
     };
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
     this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
@@ -51,7 +52,7 @@ export class VcpuVm implements VmState {
       }
     });
     this.#stopWindows = ctx.monitor.onWindow((w) => {
-      if (!this.clock.started) return;
+      if (!this.clock.started || !Object.values(ctx.owners).includes(w.instance)) return;
       const toMs = w.to - this.clock.t0;
       for (const v of this.vcpus) v.noteTestbedStall(toMs);
     });

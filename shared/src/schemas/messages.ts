@@ -31,7 +31,12 @@ export const SetupMsg = Strict({
   leaseMs: Type.Integer({ minimum: 100, maximum: 600_000, description: "the VM is torn down when its lease is not renewed for this long" }),
 });
 export const SetupReply = Strict({ ok: Type.Literal(true), instance: Type.String() });
-export const StartMsg = Strict({ ...Envelope, t0: Type.Number({ description: "epoch ms of scenario time 0" }) });
+export const StartMsg = Strict({
+  ...Envelope,
+  t0: Type.Number({ description: "epoch ms of scenario time 0" }),
+  /** the instance of each service that holds the VM (a stall of another stack's service is not this run's) */
+  owners: Type.Record(Type.String(), Type.String()),
+});
 export const LeaseMsg = Strict({ ...Envelope, leaseMs: Type.Integer({ minimum: 100 }) });
 export const HeartbeatMsg = Strict({
   service: Type.String(),

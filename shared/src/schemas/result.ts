@@ -22,7 +22,7 @@ export const IncidentSchema = Type.Object({
   atMs: N,
   service: Type.String(),
   instance: Type.String(),
-  kind: Type.String({ description: "nats-disconnect, nats-reconnect, loop-stall, retry, lease-lapsed, start-late, service-lost, cancelled" }),
+  kind: Type.String({ description: "nats-disconnect, nats-reconnect, loop-stall, retry, request-failed, lease-lapsed, start-late, service-lost, cancelled" }),
   detail: Type.String(),
   durationMs: Type.Optional(N),
 });
