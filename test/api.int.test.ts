@@ -1,28 +1,11 @@
 /** The control API over real services: health, OpenAPI, bad documents, live controls on a running VM. */
 import { describe, expect, it } from "vitest";
-import { ApiError, type RunView } from "../cli/src/index.ts";
-import { useTestStack } from "./helpers/stack.ts";
+import type { RunView } from "../cli/src/index.ts";
+import { httpError, useTestStack, waitFor as waitForRun } from "./helpers/stack.ts";
 
 const t = useTestStack();
 
-async function httpError(p: Promise<unknown>): Promise<ApiError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ApiError) return e;
-    throw e;
-  }
-  throw new Error("expected an HTTP error");
-}
-
-async function waitFor(id: string, ok: (r: RunView) => boolean, what: string): Promise<RunView> {
-  for (let i = 0; i < 400; i++) {
-    const r = await t.api.getRun(id);
-    if (ok(r)) return r;
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  throw new Error(`run ${id}: never ${what}`);
-}
+const waitFor = (id: string, ok: (r: RunView) => boolean, what: string) => waitForRun(t.api, id, ok, what, 400);
 
 describe("api", () => {
   it("api - /healthz reports every service reachable over NATS", async () => {

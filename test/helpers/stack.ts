@@ -1,6 +1,6 @@
 /** Test helpers: a real stack (five service processes) on the suite's NATS, and an API client. */
 import { afterAll, beforeAll, inject } from "vitest";
-import { ApiClient, startStack, type RunView, type Stack } from "../../cli/src/index.ts";
+import { ApiClient, ApiError, startStack, type RunView, type Stack } from "../../cli/src/index.ts";
 import { parseScenario, type Result } from "../../shared/src/index.ts";
 
 export interface TestStack {
@@ -62,6 +62,17 @@ export function seedScenario(over: Record<string, unknown> = {}) {
     vmm: { pauseAllAtMs: 400, resumeAtMs: 2500 },
     ...over,
   });
+}
+
+/** The API error a call ends with (the test fails if it succeeds or fails otherwise). */
+export async function httpError(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof ApiError) return e;
+    throw e;
+  }
+  throw new Error("expected an HTTP error");
 }
 
 /** Polls the run until `ok` holds (bounded by count, not by a time window the test asserts). */
