@@ -19,8 +19,8 @@ import type { Logger } from "pino";
 import { connectionName, loadConfig, type Config } from "./config.ts";
 import { epochMs } from "./clock.ts";
 import { createLogger } from "./log.ts";
-import { closeNats, connectNats, listen, serve, servePing } from "./nats.ts";
-import { ClaimMsg, Empty, LeaseMsg, SetupMsg, StartMsg } from "./schemas/messages.ts";
+import { closeNats, connectNats, listen, request, serve, servePing } from "./nats.ts";
+import { ClaimMsg, Empty, LeaseMsg, PingReply, SetupMsg, StartMsg } from "./schemas/messages.ts";
 import type { Scenario } from "./schemas/scenario.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
 import { TestbedMonitor, type VmTestbed } from "./testbed.ts";
@@ -216,7 +216,15 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
  * drains the connection.
  */
 export async function runService<V extends VmState>(def: ServiceDefinition<V>): Promise<void> {
-  await runProcess(def.name, async ({ nc, log, config }) => hostService(def, nc, log, config));
+  await runProcess(def.name, async ({ nc, log, config }) => {
+    // the instance id is the VM owner's address: two live processes must never share it
+    const taken = await request(nc, subjects.pingInstance(def.name, config.FAULTLINE_INSTANCE), {}, PingReply, { timeoutMs: 500, retry: false }).then(() => true, () => false);
+    if (taken) {
+      log.fatal({ instance: config.FAULTLINE_INSTANCE }, "another live process already uses this FAULTLINE_INSTANCE; give each replica its own (or leave it unset)");
+      process.exit(1);
+    }
+    return hostService(def, nc, log, config);
+  });
 }
 
 export interface ServiceContext {
