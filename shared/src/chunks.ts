@@ -16,8 +16,13 @@ export const BLOB_HEADER = "Faultline-Blob";
 const HEADROOM = 64 * 1024;
 const BLOB_TTL_MS = 120_000;
 
+/** the server's max_payload, remembered: `nc.info` is undefined while the connection is down */
+const maxPayload = new WeakMap<NatsConnection, number>();
+
 export function chunkLimit(nc: NatsConnection): number {
-  const max = nc.info?.max_payload ?? 1024 * 1024;
+  const now = nc.info?.max_payload;
+  if (now) maxPayload.set(nc, now);
+  const max = now ?? maxPayload.get(nc) ?? 1024 * 1024;
   return Math.max(16 * 1024, max - HEADROOM);
 }
 
@@ -94,6 +99,12 @@ class BlobHost {
   readonly sub: Subscription;
   constructor(nc: NatsConnection) {
     this.subject = `fl.blob.${randomBytes(8).toString("hex")}`;
+    const sweep = setInterval(() => {
+      const now = performance.now();
+      for (const [k, v] of this.blobs) if (now - v.at > BLOB_TTL_MS) this.blobs.delete(k);
+    }, BLOB_TTL_MS / 4);
+    sweep.unref();
+    void nc.closed().then(() => clearInterval(sweep));
     this.sub = nc.subscribe(this.subject, {
       callback: (_e, m) => {
         let q: { id?: string; i?: number } = {};
@@ -105,8 +116,8 @@ class BlobHost {
         const b = q.id ? this.blobs.get(q.id) : undefined;
         const piece = b && typeof q.i === "number" ? b.pieces[q.i] : undefined;
         if (!piece) return void (m.reply && m.respond(new Uint8Array(0), { headers: errorHeaders("no such blob piece") }));
+        // kept until its time is up (not deleted after the last piece): a piece may be asked for again
         m.respond(piece);
-        if (q.i === b!.pieces.length - 1) this.blobs.delete(q.id!);
       },
     });
   }
@@ -135,12 +146,23 @@ export function isBlobReply(msg: Msg): boolean {
   return msg.headers?.get(BLOB_HEADER) === "1";
 }
 
-/** Fetches a blob reply's pieces and returns the whole text. */
+/** Fetches a blob reply's pieces (each re-asked until the deadline) and returns the whole text. */
 export async function fetchBlob(nc: NatsConnection, msg: Msg, timeoutMs: number): Promise<string> {
   const ptr = msg.json<{ subject: string; id: string; n: number; bytes: number }>();
+  const deadline = performance.now() + timeoutMs;
   const pieces: Uint8Array[] = [];
   for (let i = 0; i < ptr.n; i++) {
-    const m = await nc.request(ptr.subject, JSON.stringify({ id: ptr.id, i }), { timeout: timeoutMs });
+    let m: Msg | null = null;
+    while (!m) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new PayloadError(`blob ${ptr.id}: piece ${i} of ${ptr.n} not received within ${Math.round(timeoutMs)} ms`);
+      try {
+        m = await nc.request(ptr.subject, JSON.stringify({ id: ptr.id, i }), { timeout: Math.max(1, Math.min(left, 2000)) });
+      } catch (err) {
+        if (nc.isClosed()) throw new PayloadError(`blob ${ptr.id}: connection closed (${(err as Error).message})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     if (m.headers?.get("Nats-Service-Error")) throw new PayloadError(`blob ${ptr.id} piece ${i}: ${m.headers.get("Nats-Service-Error")}`);
     pieces.push(m.data.slice());
   }

@@ -18,7 +18,7 @@ export const ConfigSchema = Type.Object({
   /** Timeout of ordinary (non-blocking) requests between services, ms. @default 5000 */
   FAULTLINE_RPC_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 5000 }),
   /** A run ends `aborted` (FL_ERR_SERVICE_LOST) when a service holding its VM is silent this long, ms. @default 3000 */
-  FAULTLINE_LIVENESS_MS: Type.Integer({ minimum: 200, maximum: 600_000, default: 3000 }),
+  FAULTLINE_LIVENESS_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 3000 }),
   /** Services tear a VM down when the api has not renewed its lease for this long, ms. @default 5000 */
   FAULTLINE_LEASE_MS: Type.Integer({ minimum: 200, maximum: 600_000, default: 5000 }),
   /** Finished runs kept by the api (the oldest are deleted first). @default 1000 */

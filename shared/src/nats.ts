@@ -118,6 +118,23 @@ export interface RequestOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Who waits for the connection's next reconnect: requests in flight are then re-sent at once. */
+class Reconnects {
+  readonly waiters = new Set<() => void>();
+  constructor(nc: NatsConnection) {
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === "reconnect") for (const w of [...this.waiters]) w();
+    })().catch(() => undefined);
+  }
+}
+const reconnects = new WeakMap<NatsConnection, Reconnects>();
+const RECONNECTED = Symbol("reconnected");
+function reconnectsOf(nc: NatsConnection): Reconnects {
+  let r = reconnects.get(nc);
+  if (!r) reconnects.set(nc, (r = new Reconnects(nc)));
+  return r;
+}
+
 /** JSON request/reply; validates the reply; retries; maps no-responders, timeouts and remote errors to typed errors. */
 export async function request<R extends TSchema>(
   nc: NatsConnection,
@@ -168,9 +185,27 @@ async function requestRaw(nc: NatsConnection, subject: string, payload: string, 
     const per = Math.max(1, Math.min(left, o.attemptMs ?? 2000));
     let msg: Msg;
     try {
-      msg = bytes.length > chunkLimit(nc)
-        ? await uploadChunks(nc, subject, bytes, h ?? headers(), per)
-        : await nc.request(subject, bytes, h ? { timeout: per, headers: h } : { timeout: per });
+      const sent = bytes.length > chunkLimit(nc)
+        ? uploadChunks(nc, subject, bytes, h ?? headers(), per)
+        : nc.request(subject, bytes, h ? { timeout: per, headers: h } : { timeout: per });
+      // a reply sent while we were disconnected is lost: after a reconnect, re-send at once (the server joins it)
+      const rc = reconnectsOf(nc);
+      let wake!: () => void;
+      const back = new Promise<typeof RECONNECTED>((r) => (wake = () => r(RECONNECTED)));
+      rc.waiters.add(wake);
+      let got: Msg | typeof RECONNECTED;
+      try {
+        got = await Promise.race([sent, back]);
+      } finally {
+        rc.waiters.delete(wake);
+      }
+      if (got === RECONNECTED) {
+        sent.catch(() => undefined);
+        attempt++;
+        transportEvents.emit("retry", { subject, attempt, reason: "disconnected" });
+        continue;
+      }
+      msg = got;
     } catch (err) {
       const noResp = (err instanceof errors.RequestError && err.isNoResponders()) || err instanceof errors.NoRespondersError;
       if (noResp) last = new NoRespondersError(subject, err);
@@ -208,9 +243,14 @@ function safeJson(msg: Msg): unknown {
   }
 }
 
+/** Fire-and-forget event; dropped (never thrown) while the connection closes or drains. */
 export function publish(nc: NatsConnection, subject: string, body: unknown): void {
-  if (nc.isClosed()) return;
-  nc.publish(subject, JSON.stringify(body));
+  if (nc.isClosed() || nc.isDraining()) return;
+  try {
+    nc.publish(subject, JSON.stringify(body));
+  } catch {
+    /* closing: an event lost here is re-published by the resync after a reconnect, or moot */
+  }
 }
 
 function parseJson(subject: string, text: string | null): unknown {

@@ -19,8 +19,8 @@ import type { Logger } from "pino";
 import { connectionName, loadConfig, type Config } from "./config.ts";
 import { epochMs } from "./clock.ts";
 import { createLogger } from "./log.ts";
-import { closeNats, connectNats, listen, request, serve, servePing } from "./nats.ts";
-import { ClaimMsg, Empty, LeaseMsg, PingReply, SetupMsg, StartMsg } from "./schemas/messages.ts";
+import { closeNats, connectNats, listen, publish, request, serve, servePing } from "./nats.ts";
+import { ClaimMsg, Empty, LeaseMsg, PingReply, ResyncMsg, SetupMsg, StartMsg } from "./schemas/messages.ts";
 import type { Scenario } from "./schemas/scenario.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
 import { TestbedMonitor, type VmTestbed } from "./testbed.ts";
@@ -88,6 +88,7 @@ export function defineService<V extends VmState>(def: ServiceDefinition<V>): Ser
 }
 
 interface Held<V> {
+  started: boolean;
   state: V;
   abort: AbortController;
   ctx: VmContext;
@@ -136,7 +137,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
       monitor.untrack(m.vm);
       throw err;
     }
-    const h: Held<V> = { state, abort, ctx, subs: [], leaseUntil: performance.now() + m.leaseMs, leaseMs: m.leaseMs };
+    const h: Held<V> = { started: false, state, abort, ctx, subs: [], leaseUntil: performance.now() + m.leaseMs, leaseMs: m.leaseMs };
     held.set(m.vm, h);
     const vm = m.vm;
     const on = { vm };
@@ -148,6 +149,8 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
       serve(nc, vlog, subjects.start(vm, def.name), StartMsg, (b) => {
         const late = epochMs() - b.t0;
         if (late > 50) monitor.incident(vm, "start-late", `start reached ${def.name} ${Math.round(late)} ms after t0`, late);
+        if (h.started) return { ok: true }; // a re-sent start
+        h.started = true;
         Object.assign(ctx.owners, b.owners);
         h.state.start(b.t0);
         return { ok: true };
@@ -157,6 +160,10 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
       listen(nc, vlog, subjects.lease(vm), LeaseMsg, (b) => {
         h.leaseUntil = performance.now() + b.leaseMs;
         h.leaseMs = b.leaseMs;
+      }, on),
+      // a peer that was disconnected asks every owner to re-publish its state (a wake-up, a vCPU state)
+      listen(nc, vlog, subjects.resync(vm), ResyncMsg, (b) => {
+        if (b.instance !== instance && h.started) h.state.resync?.();
       }, on),
     );
     vlog.info({ trace: m.trace, leaseMs: m.leaseMs }, "vm created");
@@ -174,9 +181,9 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     const now = performance.now();
     const gap = now - lastBeat;
     lastBeat = now;
-    // this process could not run (frozen, starved): it cannot have heard renewals meanwhile, so the
-    // leases restart from now rather than lapse for what was our own stall
-    if (gap > 4 * HEARTBEAT_MS) for (const h of held.values()) h.leaseUntil = Math.max(h.leaseUntil, now + h.leaseMs);
+    // this process could not run (frozen, starved) or cannot hear NATS: it cannot have heard renewals,
+    // so leases restart rather than lapse for what was our own stall or outage
+    if (gap > 4 * HEARTBEAT_MS || !monitor.connected) for (const h of held.values()) h.leaseUntil = Math.max(h.leaseUntil, now + h.leaseMs);
     for (const [vm, h] of held) {
       if (now > h.leaseUntil) {
         monitor.incident(vm, "lease-lapsed", `lease of ${h.leaseMs} ms not renewed`);
@@ -184,17 +191,22 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
         teardown(vm, "lease lapsed");
       }
     }
-    if (!nc.isClosed()) nc.publish(subjects.heartbeat(def.name), JSON.stringify({ service: def.name, instance, vms: [...held.keys()], atMs: epochMs() }));
+    publish(nc, subjects.heartbeat(def.name), { service: def.name, instance, vms: [...held.keys()], atMs: epochMs() });
   }, HEARTBEAT_MS);
   beat.unref();
 
-  // after a reconnect, messages published while we were away may be lost: resync now and again
-  // shortly after (the peers reconnect on their own schedule); leases restart from now
+  // after a reconnect, messages published while we were away may be lost, ours and theirs: re-publish
+  // ours and ask the VM's other owners for theirs, now and again shortly after (the peers reconnect on
+  // their own schedule); leases restart from now
   monitor.onReconnect(() => {
     for (const h of held.values()) h.leaseUntil = performance.now() + h.leaseMs;
     for (const delay of [0, 1000, 3000]) {
       setTimeout(() => {
-        for (const h of held.values()) h.state.resync?.();
+        for (const [vm, h] of held) {
+          if (!h.started) continue;
+          h.state.resync?.();
+          publish(nc, subjects.resync(vm), { vm, trace: `${vm}.resync`, instance });
+        }
       }, delay).unref();
     }
   });

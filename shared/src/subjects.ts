@@ -30,6 +30,8 @@ export const subjects = {
   start: (id: string, svc: ServiceName) => vm(id, `${svc}.start`),
   /** api → owners of the VM: the lease on it is renewed; an owner whose lease lapses tears the VM down. */
   lease: (id: string) => vm(id, "lease"),
+  /** any owner → the VM's owners: "I was disconnected: re-publish what I may have missed". */
+  resync: (id: string) => vm(id, "resync"),
   /** every service instance → api: alive, and the VMs it holds. */
   heartbeat: (svc: ServiceName) => `fl.hb.${svc}`,
   /** per-service report and teardown of the VM's state. */

@@ -58,8 +58,9 @@ export class VmTestbed {
     this.#h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     this.#h.enable();
   }
-  add(i: Incident): void {
-    if (this.incidents.length >= MAX_INCIDENTS) return void this.dropped++;
+  /** minor incidents (retries) may fill only half the record: outages and stalls always find room */
+  add(i: Incident, minor = false): void {
+    if (this.incidents.length >= (minor ? MAX_INCIDENTS / 2 : MAX_INCIDENTS)) return void this.dropped++;
     this.incidents.push(i);
   }
   loopDelay(): LoopDelay {
@@ -98,12 +99,17 @@ export class TestbedMonitor {
   readonly #reconnectListeners = new Set<() => void>();
   #timer: NodeJS.Timeout | null = null;
   #nc: NatsConnection | null = null;
+  #sub: { unsubscribe: () => void } | null = null;
+  /** false between a NATS disconnect and the reconnect */
+  connected = true;
   readonly #log: Logger;
   readonly #onRetry = (e: RetryEvent) => {
     const vm = this.#vms.get(vmOf(e.subject));
     if (!vm) return;
     vm.retries++;
-    if (e.attempt === 1 || e.attempt % 10 === 0) this.#add(vm, "retry", `${e.subject}: ${e.reason}, attempt ${e.attempt}`);
+    // a re-send after an attempt timeout is how a long block (a stalled page) is waited out: counted, not an incident
+    if (e.reason === "timeout") return;
+    if (e.attempt === 1 || e.attempt % 10 === 0) this.#add(vm, "retry", `${e.subject}: ${e.reason}, attempt ${e.attempt}`, undefined, true);
   };
   readonly #onGiveUp = (e: GiveUpEvent) => {
     const vm = this.#vms.get(vmOf(e.subject));
@@ -133,7 +139,7 @@ export class TestbedMonitor {
     transportEvents.on("retry", this.#onRetry);
     transportEvents.on("giveUp", this.#onGiveUp);
     if (nc) {
-      nc.subscribe("fl.testbed.stall", {
+      this.#sub = nc.subscribe("fl.testbed.stall", {
         callback: (_e, m) => {
           try {
             const w = m.json<StallWindow>();
@@ -150,6 +156,7 @@ export class TestbedMonitor {
 
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
+    this.#sub?.unsubscribe();
     transportEvents.off("retry", this.#onRetry);
     transportEvents.off("giveUp", this.#onGiveUp);
   }
@@ -158,6 +165,10 @@ export class TestbedMonitor {
     const t = new VmTestbed();
     this.#vms.set(vm, t);
     return t;
+  }
+
+  vm(vm: string): VmTestbed | undefined {
+    return this.#vms.get(vm);
   }
 
   untrack(vm: string): void {
@@ -189,8 +200,8 @@ export class TestbedMonitor {
     return false;
   }
 
-  #add(t: VmTestbed, kind: IncidentKind, detail: string, durationMs?: number): void {
-    t.add({ at: epochMs(), service: this.service, instance: this.instance, kind, detail, ...(durationMs !== undefined ? { durationMs: Math.round(durationMs) } : {}) });
+  #add(t: VmTestbed, kind: IncidentKind, detail: string, durationMs?: number, minor = false): void {
+    t.add({ at: epochMs(), service: this.service, instance: this.instance, kind, detail, ...(durationMs !== undefined ? { durationMs: Math.round(durationMs) } : {}) }, minor);
   }
 
   #window(w: StallWindow, own: boolean): void {
@@ -209,10 +220,12 @@ export class TestbedMonitor {
     let downAt: number | null = null;
     for await (const s of nc.status()) {
       if (s.type === "disconnect") {
+        this.connected = false;
         downAt = epochMs();
         this.#log.warn({ server: s.server }, "NATS disconnected");
         for (const t of this.#vms.values()) this.#add(t, "nats-disconnect", `lost ${s.server}`);
       } else if (s.type === "reconnect") {
+        this.connected = true;
         const now = epochMs();
         const d = downAt === null ? 0 : now - downAt;
         this.#log.warn({ server: s.server, downMs: Math.round(d) }, "NATS reconnected");

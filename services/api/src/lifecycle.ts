@@ -35,19 +35,21 @@ export function setupTimeoutMs(s: Scenario, rpcTimeoutMs: number): number {
  */
 export async function setupVm(nc: NatsConnection, log: Logger, vm: string, s: Scenario, o: LifecycleOptions, owners: Owners): Promise<void> {
   const timeoutMs = setupTimeoutMs(s, o.rpcTimeoutMs);
-  try {
-    await Promise.all(
-      CORE.map(async (svc) => {
-        const { instance } = await request(nc, subjects.claim(svc), { vm, trace: `${vm}.claim` }, ClaimReply, { timeoutMs: o.rpcTimeoutMs });
-        await request(nc, subjects.setup(svc, instance), { vm, trace: `${vm}.setup`, scenario: s, leaseMs: o.leaseMs }, SetupReply, {
-          timeoutMs, attemptMs: timeoutMs,
-        });
-        owners[svc] = { service: svc, instance, since: performance.now() };
-      }),
-    );
-  } catch (err) {
+  // every claim and setup settles before a failure is acted on: one still in flight would otherwise
+  // create the VM after the teardown (and hold it until its lease lapsed)
+  const settled = await Promise.allSettled(
+    CORE.map(async (svc) => {
+      const { instance } = await request(nc, subjects.claim(svc), { vm, trace: `${vm}.claim` }, ClaimReply, { timeoutMs: o.rpcTimeoutMs });
+      owners[svc] = { service: svc, instance, since: performance.now() };
+      // re-sent every 2 s until the deadline (a re-sent setup joins the one in progress)
+      await request(nc, subjects.setup(svc, instance), { vm, trace: `${vm}.setup`, scenario: s, leaseMs: o.leaseMs }, SetupReply, { timeoutMs });
+      owners[svc]!.since = performance.now();
+    }),
+  );
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === "rejected");
+  if (failed) {
     await teardownVm(nc, log, vm, owners, o.rpcTimeoutMs);
-    throw err;
+    throw failed.reason;
   }
 }
 

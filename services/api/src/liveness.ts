@@ -27,6 +27,13 @@ export class Liveness {
   readonly #sub: Subscription;
   readonly boundMs: number;
   #connected = true;
+  get connected(): boolean {
+    return this.#connected;
+  }
+  /** Nobody is judged on silence before now (the api itself was stalled). */
+  grace(): void {
+    this.#graceFrom = performance.now();
+  }
   #graceFrom = 0;
   /** the api's own connection events, for the runs' incident records */
   onConnection: (kind: "nats-disconnect" | "nats-reconnect", detail: string, downMs?: number) => void = () => undefined;
@@ -34,7 +41,10 @@ export class Liveness {
   constructor(nc: NatsConnection, log: Logger, boundMs: number) {
     this.boundMs = boundMs;
     this.#sub = listen(nc, log, "fl.hb.*", HeartbeatMsg, (m) => {
-      this.#beats.set(m.instance, { service: m.service, seen: performance.now(), vms: new Set(m.vms) });
+      const now = performance.now();
+      this.#beats.set(m.instance, { service: m.service, seen: now, vms: new Set(m.vms) });
+      // forget instances silent for a minute (restarted services get new ids)
+      if (this.#beats.size > 64) for (const [k, b] of this.#beats) if (now - b.seen > 60_000) this.#beats.delete(k);
     });
     void (async () => {
       let downAt = 0;

@@ -30,6 +30,8 @@ export interface AssembleContext {
   missing: string[];
   /** elapsed scenario time when the run ended, ms */
   nowMs: number;
+  /** what the api saw of the testbed itself */
+  api?: ServiceTestbed | undefined;
 }
 
 const ZERO = summarize([]);
@@ -112,10 +114,10 @@ function assembleTestbed(ctx: AssembleContext, r: Reports, vcpuR: VcpuReport): T
   const services: Testbed["services"] = {};
   const incidents: Testbed["incidents"] = [];
   const toRun = (i: Omit<Incident, "kind"> & { kind: string }) => ({ ...i, atMs: Math.round((i.at - ctx.t0) * 10) / 10 });
-  for (const rep of [r.vcpu, r.mmu, r.pager, r.signals]) {
-    const t = rep?.testbed;
+  for (const t0 of [r.vcpu?.testbed, r.mmu?.testbed, r.pager?.testbed, r.signals?.testbed, ctx.api ? { ...ctx.api, incidents: [] } : undefined]) {
+    const t = t0;
     if (!t) continue;
-    const { incidents: inc, incidentsDropped: _d, ...rest } = t;
+    const { incidents: inc, ...rest } = t;
     services[t.service] = rest;
     for (const i of inc) incidents.push(omitAt(toRun(i)));
   }

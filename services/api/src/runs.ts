@@ -5,7 +5,7 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
+  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
   type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -55,6 +55,8 @@ export class RunManager {
   readonly #log: Logger;
   readonly #o: RunManagerOptions;
   readonly #liveness: Liveness;
+  /** the api's own noise (loop stalls, NATS outages) goes into the results too */
+  readonly #monitor: TestbedMonitor;
   readonly store: RunStore;
 
   constructor(nc: NatsConnection, log: Logger, o: RunManagerOptions) {
@@ -63,11 +65,7 @@ export class RunManager {
     this.#o = o;
     this.store = o.store;
     this.#liveness = new Liveness(nc, log, o.livenessMs);
-    this.#liveness.onConnection = (kind, detail, downMs) => {
-      for (const r of this.#live.values()) {
-        if (!ENDED.has(r.status)) r.incidents.push({ ...this.#incident(kind, detail), ...(downMs !== undefined ? { durationMs: Math.round(downMs) } : {}) });
-      }
-    };
+    this.#monitor = new TestbedMonitor("api", process.env.FAULTLINE_INSTANCE ?? `api-${process.pid}`, log).start(nc);
   }
 
   /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
@@ -141,6 +139,7 @@ export class RunManager {
       await live.done;
       return { id, status: live.status };
     }
+    if (live) await live.done; // ended, maybe not recorded yet: delete after it is, or it comes back
     this.#live.delete(id);
     if (!(await this.store.delete(id)) && !live) throw new NotFoundError("run", id);
     return { id, status: "deleted" };
@@ -150,6 +149,7 @@ export class RunManager {
     const vm = run.id;
     const s = run.scenario;
     const o = { rpcTimeoutMs: this.#o.rpcTimeoutMs, leaseMs: this.#o.leaseMs };
+    this.#monitor.track(vm);
     const sub: Subscription = listen(this.#nc, this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => {
       const v = run.vcpus[m.vcpu];
       if (v) Object.assign(v, { state: m.state, pagesTouched: m.pagesTouched });
@@ -157,11 +157,18 @@ export class RunManager {
     const lease = setInterval(() => renewLease(this.#nc, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
     try {
       await setupVm(this.#nc, this.#log, vm, s, o, run.owners);
+      if (run.cancelled) {
+        // cancelled while starting: nothing ran, nothing to report
+        run.status = "cancelled";
+        return;
+      }
       run.t0 = await startVm(this.#nc, vm, run.owners, o);
       run.status = "running";
       void this.#persist(run);
       this.#log.info({ run: vm, scenario: s.name, owners: Object.fromEntries(Object.entries(run.owners).map(([k, v]) => [k, v.instance])) }, "run started");
       const lost = await this.#waitForEnd(run);
+      // reports asked for while the api itself is cut off would all fail and blame a service: wait (bounded)
+      for (let i = 0; i < 600 && !this.#liveness.connected; i++) await new Promise((r) => setTimeout(r, 50));
       const skip = new Set<string>(lost ? [lost.service] : []);
       const { reports, missing, errors } = await collectReports(this.#nc, vm, run.owners, lost || run.cancelled ? 1500 : this.#o.rpcTimeoutMs, skip);
       const nowMs = epochMs() - run.t0;
@@ -171,12 +178,17 @@ export class RunManager {
         run.incidents.push(this.#incident("service-lost", `${svc} did not report: ${errors[svc]?.message ?? "no answer"}`));
         run.error = { code: "FL_ERR_SERVICE_LOST", service: svc, message: `service ${svc} did not report: ${errors[svc]?.message ?? "no answer"}` };
       }
-      run.result = assembleResult({ runId: run.id, scenario: s, t0: run.t0, live: run.vcpus, incidents: run.incidents, missing, nowMs }, reports);
+      const own = this.#monitor.vm(vm);
+      run.result = assembleResult(
+        { runId: run.id, scenario: s, t0: run.t0, live: run.vcpus, incidents: [...run.incidents, ...(own?.incidents ?? [])], missing, nowMs, api: own?.summary("api", this.#monitor.instance) },
+        reports,
+      );
       run.status = lost || run.error ? "aborted" : run.cancelled ? "cancelled" : "completed";
       this.#log.info({ run: vm, status: run.status, durationMs: run.result.durationMs, missing }, "run ended");
     } finally {
       clearInterval(lease);
       sub.unsubscribe();
+      this.#monitor.untrack(vm);
       await teardownVm(this.#nc, this.#log, vm, run.owners, this.#o.rpcTimeoutMs);
     }
   }
@@ -194,7 +206,13 @@ export class RunManager {
       s.vmm.resumeAtMs ?? 0,
     ];
     const lastEvent = Math.max(0, ...planned);
+    let tick = performance.now();
     for (;;) {
+      // the api itself could not run for a while (GC, starvation, SIGSTOP): heartbeats queued meanwhile
+      // are not read yet, so nobody may be judged on this turn
+      const now0 = performance.now();
+      if (now0 - tick > 1000) this.#liveness.grace();
+      tick = now0;
       if (run.cancelled) {
         run.incidents.push(this.#incident("cancelled", "cancelled through the API"));
         return null;
@@ -302,6 +320,7 @@ export class RunManager {
 
   close(): void {
     this.#liveness.close();
+    this.#monitor.stop();
   }
 }
 

@@ -1,5 +1,5 @@
 /** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, scheduled memslot ops. */
-import { GupReply, ReqStream, RunClock, publish, request, subjects, type VmContext, type VmState } from "@faultline/shared";
+import { GupReply, Ok, ReqStream, RunClock, request, subjects, type VmContext, type VmState } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
 export class MmuVm implements VmState {
@@ -11,20 +11,22 @@ export class MmuVm implements VmState {
     const { nc, vm, scenario: s, log } = ctx;
     // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
     const timeoutMs = s.durationMs + 30_000;
-    const apf = s.kernel.asyncPf
-      ? {
-          pv: s.vm.guest.pvAsyncPf,
-          interruptsEnabled: s.vm.guest.interruptsEnabled,
-          completed: (vcpu: number, token: number, gfn: number) =>
-            publish(nc, subjects.apfCompleted(vm), { vm, trace: `${vm}.apf.${token}`, vcpu, gfn, token }),
-        }
-      : undefined;
     // one idempotent request stream per vCPU task (a kworker's gup rides on its vCPU's)
     const stream = (vcpu: number) => {
       let st = this.#streams.get(vcpu);
       if (!st) this.#streams.set(vcpu, (st = new ReqStream(`${ctx.instance}.${vm}.mmu.v${vcpu}`)));
       return st;
     };
+    const apf = s.kernel.asyncPf
+      ? {
+          pv: s.vm.guest.pvAsyncPf,
+          interruptsEnabled: s.vm.guest.interruptsEnabled,
+          // kvm_async_pf_completed → the vCPU: a retried request, so a reconnect cannot lose a "page ready"
+          completed: (vcpu: number, token: number, gfn: number) =>
+            void request(nc, subjects.apfCompleted(vm), { vm, trace: `${vm}.apf.${token}`, vcpu, gfn, token }, Ok, { timeoutMs, stream: stream(vcpu), signal: ctx.signal })
+              .catch((err: unknown) => log.warn({ err, vcpu, token }, "async-PF completion not delivered")),
+        }
+      : undefined;
     this.mmu = new Mmu(
       s.kernel.profile,
       s.vm.memslots,
@@ -32,7 +34,11 @@ export class MmuVm implements VmState {
       apf,
     );
     if (s.pager.mode === "wp") this.mmu.populateWriteProtected(); // registered WP over populated memory: ranges, not pages
-    this.mmu.onZap = (gfns) => publish(nc, subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns });
+    // SPTEs zapped: the vCPUs must fault on them again; a retried request, so a reconnect cannot lose it
+    const zaps = new ReqStream(`${ctx.instance}.${vm}.mmu.zap`);
+    this.mmu.onZap = (gfns) =>
+      void request(nc, subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns }, Ok, { timeoutMs, stream: zaps, signal: ctx.signal })
+        .catch((err: unknown) => log.warn({ err, gfns: gfns.length }, "zap not delivered"));
     for (const op of s.vm.memslotOps) {
       this.clock.at(op.atMs, () => void this.mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, op }, "memslot op failed")));
     }

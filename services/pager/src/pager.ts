@@ -2,7 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { RunClock, guestRanges, prng, publish, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
+import { Ok, ReqStream, RunClock, guestRanges, prng, publish, request, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -15,11 +15,13 @@ export class VmPager implements VmState {
 
   readonly #nc: NatsConnection;
   readonly #vm: string;
+  readonly #drops: ReqStream;
 
   constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario">) {
     const { nc, vm, scenario } = ctx;
     this.#nc = nc;
     this.#vm = vm;
+    this.#drops = new ReqStream(`${vm}.pager.drops.${Math.random().toString(36).slice(2, 8)}`);
     this.clock = new RunClock();
     this.source = new PageSource(scenario.pager.latency.us);
     this.uffd = new Uffd({
@@ -57,7 +59,11 @@ export class VmPager implements VmState {
   /** MADV_DONTNEED: drop pages; the mmu notifier (in the mmu service) invalidates them. */
   drop(gfns: readonly number[]): { dropped: number } {
     const dropped = this.uffd.drop(gfns);
-    if (dropped.length) publish(this.#nc, subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped });
+    // UFFD_EVENT_REMOVE → the mmu notifier: a retried request, so a reconnect cannot lose an invalidation
+    if (dropped.length) {
+      void request(this.#nc, subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped }, Ok, { timeoutMs: 30_000, stream: this.#drops })
+        .catch(() => undefined);
+    }
     return { dropped: dropped.length };
   }
 

@@ -12,8 +12,8 @@ export const vcpuService = defineService<VcpuVm>({
   description: "the vCPU threads (KVM_RUN: vcpu_run, vcpu_enter_guest) and the VMM's userspace loop (kvm_cpu_exec)",
   create: (ctx) => new VcpuVm(ctx),
   endpoints: [
-    endpoint(subjects.apfCompleted, ApfCompletedMsg, (v: VcpuVm, m) => v.apfCompleted(m.vcpu, m.gfn, m.token), { event: true }),
-    endpoint(subjects.zap, ZapMsg, (v: VcpuVm, m) => v.zap(m.gfns), { event: true }),
+    endpoint(subjects.apfCompleted, ApfCompletedMsg, (v: VcpuVm, m) => void v.apfCompleted(m.vcpu, m.gfn, m.token)),
+    endpoint(subjects.zap, ZapMsg, (v: VcpuVm, m) => void v.zap(m.gfns)),
     endpoint(subjects.wake, WakeMsg, (v: VcpuVm, m) => v.setPending(m.vcpu, m.pending, m.fatal), { event: true }),
     endpoint(subjects.stop, Empty, (v: VcpuVm) => v.stopAll(true)),
     endpoint(subjects.cont, Empty, (v: VcpuVm) => v.stopAll(false)),

@@ -38,6 +38,7 @@ export const StartMsg = Strict({
   owners: Type.Record(Type.String(), Type.String()),
 });
 export const LeaseMsg = Strict({ ...Envelope, leaseMs: Type.Integer({ minimum: 100 }) });
+export const ResyncMsg = Strict({ ...Envelope, instance: Type.String() });
 export const HeartbeatMsg = Strict({
   service: Type.String(),
   instance: Type.String(),

@@ -42,7 +42,7 @@ export const ServiceTestbedSchema = Type.Object({
 });
 
 export const TestbedSchema = Type.Object({
-  services: Type.Record(Type.String(), Type.Omit(ServiceTestbedSchema, ["incidents", "incidentsDropped"])),
+  services: Type.Record(Type.String(), Type.Omit(ServiceTestbedSchema, ["incidents"])),
   incidents: Type.Array(IncidentSchema),
   /** one line when the testbed's own delay is not small next to the latencies the run reports; null otherwise */
   warning: Type.Union([Type.String(), Type.Null()]),
