@@ -18,6 +18,7 @@ import { RunManager, type Run } from "./runs.ts";
 import type { RunStore } from "./store.ts";
 
 export interface AppOptions {
+  instance: string;
   nc: NatsConnection;
   log: Logger;
   rpcTimeoutMs: number;
@@ -64,7 +65,7 @@ function view(r: Run) {
 }
 
 export async function buildApp(o: AppOptions) {
-  const runs = new RunManager(o.nc, o.log, { rpcTimeoutMs: o.rpcTimeoutMs, livenessMs: o.livenessMs, leaseMs: o.leaseMs, store: o.store });
+  const runs = new RunManager(o.nc, o.log, { instance: o.instance, rpcTimeoutMs: o.rpcTimeoutMs, livenessMs: o.livenessMs, leaseMs: o.leaseMs, store: o.store });
   await runs.recover();
   const app = Fastify({ loggerInstance: o.log, requestIdHeader: "x-request-id", bodyLimit: 4 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);

@@ -5,7 +5,7 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
+  NotFoundError, PauseReply, PingReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
   type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -42,6 +42,8 @@ interface Live extends Run {
 }
 
 export interface RunManagerOptions {
+  /** this api's instance id (answers `fl.svc.api.i.<instance>.ping`) */
+  instance: string;
   rpcTimeoutMs: number;
   livenessMs: number;
   leaseMs: number;
@@ -65,7 +67,7 @@ export class RunManager {
     this.#o = o;
     this.store = o.store;
     this.#liveness = new Liveness(nc, log, o.livenessMs);
-    this.#monitor = new TestbedMonitor("api", process.env.FAULTLINE_INSTANCE ?? `api-${process.pid}`, log).start(nc);
+    this.#monitor = new TestbedMonitor("api", o.instance, log).start(nc);
   }
 
   /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
@@ -77,6 +79,8 @@ export class RunManager {
         const page = await this.store.list({ limit: 100, status, ...(cursor ? { cursor } : {}) });
         for (const rec of page.runs) {
           if (this.#live.has(rec.id)) continue;
+          // another api on the same NATS and store still drives it
+          if (rec.api && rec.api !== this.#monitor.instance && (await this.#apiAlive(rec.api))) continue;
           rec.status = "aborted";
           rec.endedAt = new Date().toISOString();
           rec.error = { code: "FL_ERR_SERVICE_LOST", service: "api", message: "the api restarted while the run was in progress; its VM was torn down when the lease lapsed" };
@@ -88,6 +92,10 @@ export class RunManager {
     }
     if (n) this.#log.warn({ runs: n }, "runs left by a previous api marked aborted");
     return n;
+  }
+
+  async #apiAlive(instance: string): Promise<boolean> {
+    return request(this.#nc, subjects.pingInstance("api", instance), {}, PingReply, { timeoutMs: 1000, retry: false }).then(() => true, () => false);
   }
 
   /** Live or stored run; the result is read from the store for runs this api no longer holds. */
@@ -239,7 +247,7 @@ export class RunManager {
   }
 
   #incident(kind: Incident["kind"], detail: string): Incident {
-    return { at: epochMs(), service: "api", instance: process.env.FAULTLINE_INSTANCE ?? `api-${process.pid}`, kind, detail };
+    return { at: epochMs(), service: "api", instance: this.#o.instance, kind, detail };
   }
 
   async #finish(run: Live): Promise<void> {
@@ -260,7 +268,7 @@ export class RunManager {
   async #persist(run: Live): Promise<void> {
     const rec: RunRecord = {
       id: run.id, status: run.status, scenario: run.scenario, createdAt: run.createdAt, t0: run.t0, endedAt: run.endedAt,
-      error: run.error, vcpus: run.vcpus,
+      error: run.error, vcpus: run.vcpus, api: this.#monitor.instance,
     };
     try {
       await this.store.put(rec);

@@ -17,6 +17,8 @@ export interface RunRecord {
   endedAt: string | null;
   error: { code: string; message: string; service?: string } | null;
   vcpus: Array<{ state: string; pagesTouched: number }>;
+  /** the api instance that drives the run (another api does not abort a run whose driver is alive) */
+  api?: string;
 }
 
 export interface RunPage {
@@ -69,6 +71,7 @@ export const RunRecordSchema = Type.Object({
     Type.Null(),
   ]),
   vcpus: Type.Array(Type.Object({ state: Type.String(), pagesTouched: Type.Integer({ minimum: 0 }) })),
+  api: Type.Optional(Type.String()),
 });
 // the schema and the interface must describe the same thing
 const _same: RunRecord = {} as Static<typeof RunRecordSchema>;
