@@ -37,6 +37,8 @@ export interface Run {
 
 interface Live extends Run {
   owners: Owners;
+  /** the ended run is in the store (until then it stays in memory) */
+  recorded?: boolean;
   cancelled: boolean;
   incidents: Incident[];
 }
@@ -251,27 +253,47 @@ export class RunManager {
   }
 
   async #finish(run: Live): Promise<void> {
-    run.endedAt = new Date().toISOString();
-    try {
-      if (run.result) await this.store.putResult(run.id, run.result);
-      await this.#persist(run);
-      await this.store.prune();
-    } catch (err) {
-      this.#log.error({ err, run: run.id }, "could not persist the run (kept in memory)");
-      return; // keep it in #live: nothing recorded is lost
+    run.endedAt ??= new Date().toISOString();
+    run.recorded = await this.#record(run);
+    if (!run.recorded) {
+      // kept in memory (served from there) and recorded again until the store takes it
+      const retry = setInterval(() => {
+        void this.#record(run).then((ok) => {
+          if (!ok) return;
+          run.recorded = true;
+          clearInterval(retry);
+        });
+      }, 5000);
+      retry.unref();
     }
-    // ended and stored: keep a few in memory for fast reads, the store has the rest
-    const ended = [...this.#live.values()].filter((r) => ENDED.has(r.status));
+    await this.store.prune().catch((err: unknown) => this.#log.warn({ err }, "run store prune failed"));
+    // ended and recorded: keep a few in memory for fast reads, the store has the rest
+    const ended = [...this.#live.values()].filter((r) => ENDED.has(r.status) && r.recorded);
     for (const r of ended.slice(0, Math.max(0, ended.length - 20))) this.#live.delete(r.id);
   }
 
-  async #persist(run: Live): Promise<void> {
-    const rec: RunRecord = {
+  /** Result, then record (so a reader never finds an ended record without its result). */
+  async #record(run: Live): Promise<boolean> {
+    try {
+      if (run.result) await this.store.putResult(run.id, run.result);
+      await this.store.put(this.#recordOf(run));
+      return true;
+    } catch (err) {
+      this.#log.error({ err, run: run.id }, "could not record the run (kept in memory, retried)");
+      return false;
+    }
+  }
+
+  #recordOf(run: Live): RunRecord {
+    return {
       id: run.id, status: run.status, scenario: run.scenario, createdAt: run.createdAt, t0: run.t0, endedAt: run.endedAt,
       error: run.error, vcpus: run.vcpus, api: this.#monitor.instance,
     };
+  }
+
+  async #persist(run: Live): Promise<void> {
     try {
-      await this.store.put(rec);
+      await this.store.put(this.#recordOf(run));
     } catch (err) {
       this.#log.warn({ err, run: run.id }, "run store put failed (kept in memory)");
     }
