@@ -1,4 +1,4 @@
-/** The result document, v1 (model.md §7). Names are stable; fields may be added. */
+/** The result document, v1 (README "How to read the output", docs/runs.md). Names are stable; fields may be added. */
 import { Type, type Static } from "@sinclair/typebox";
 import { LOG2_BUCKETS } from "../histogram.ts";
 import { ExitNameSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";

@@ -1,5 +1,5 @@
 /**
- * The scenario document, v1 (model.md §7). The CLI and `POST /v1/runs` take the same document.
+ * The scenario document, v1 (see the README). The CLI and `POST /v1/runs` take the same document.
  * Every field has a default; unknown fields are rejected (additionalProperties: false everywhere).
  */
 import { Type, type Static, type TNumber } from "@sinclair/typebox";
@@ -85,7 +85,7 @@ export const ScenarioSchema = Type.Object(
     kernel: Type.Object(
       {
         profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: "6.13" }),
-        asyncPf: Type.Boolean({ default: false, description: "async page faults (model.md §4)" }),
+        asyncPf: Type.Boolean({ default: false, description: "async page faults: kvm_can_do_async_pf, kvm_setup_async_pf, the kworker in async_pf_execute" }),
       },
       { additionalProperties: false, default: {} },
     ),
