@@ -62,6 +62,8 @@ export function formatSideBySide(a: Result, b: Result): string {
   row("SIG_IPI kicks", (r) => String(r.pause?.kicks ?? 0));
   row("vCPUs done after resume", (r) => `${r.vcpus.filter((v) => v.state === "done").length}/${r.vcpus.length}`);
   row("run length", (r) => `${r.durationMs} ms`);
+  row("testbed loop delay p99 (max)", (r) => `${Math.max(0, ...Object.values(r.testbed.services).map((t) => t.loopDelay.p99Ms))} ms, ${r.testbed.incidents.length} incidents`);
   const w = [0, 1, 2].map((i) => Math.max(...rows.map((x) => (x[i] ?? "").length)));
-  return rows.map((x) => `${x[0].padEnd(w[0]!)}  ${x[1].padEnd(w[1]!)}  ${x[2]}`).join("\n");
+  const warnings = [a, b].filter((r) => r.testbed.warning).map((r) => `WARNING (profile ${r.profile}) ${r.testbed.warning}`);
+  return [...rows.map((x) => `${x[0].padEnd(w[0]!)}  ${x[1].padEnd(w[1]!)}  ${x[2]}`), ...warnings].join("\n");
 }

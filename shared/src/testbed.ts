@@ -209,7 +209,7 @@ export class TestbedMonitor {
     if (this.windows.length > 1000) this.windows.splice(0, this.windows.length - 1000);
     if (own) {
       const d = w.to - w.from;
-      this.#log.warn({ stallMs: Math.round(d), cause: w.cause }, "testbed stall: this process could not run");
+      this.#log[d >= 1000 ? "warn" : "info"]({ stallMs: Math.round(d), cause: w.cause }, "testbed stall: this process could not run");
       for (const t of this.#vms.values()) this.#add(t, w.cause, `${this.service} could not run for ${Math.round(d)} ms`, d);
       if (this.#nc && !this.#nc.isClosed()) this.#nc.publish("fl.testbed.stall", JSON.stringify(w));
     }
