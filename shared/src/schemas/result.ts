@@ -128,4 +128,6 @@ export type Testbed = Static<typeof TestbedSchema>;
 export type ServiceTestbed = Static<typeof ServiceTestbedSchema>;
 export type VcpuResult = Static<typeof VcpuResultSchema>;
 export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
+/** the pager's counters as the result keeps them (`result.pager`) */
+export type PagerResult = Static<typeof PagerCountersSchema>;
 export { ExitNameSchema };
