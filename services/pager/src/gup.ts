@@ -11,12 +11,12 @@
  * event is handed over synchronously after the enqueue, before the task decides to sleep (a fill
  * queued as a microtask must not run in between).
  */
-import type { GupReply, GupReq, WaitState } from "@faultline/shared";
+import type { GupReply, GupReq, MessageBody, WaitState } from "@faultline/shared";
 import type { FaultHandler } from "./handler.ts";
 import { wakesFor, type Userfaultfd } from "./userfaultfd.ts";
 
 /** One page faulted in by a task (the GupReq message less its envelope). */
-export type GupRequest = Omit<GupReq, "vm" | "trace">;
+export type GupRequest = MessageBody<GupReq>;
 /** What the faulting task got back (the GupReply message). */
 export type GupResult = GupReply;
 

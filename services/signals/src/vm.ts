@@ -1,7 +1,7 @@
 /** One VM in the signals service: tasks, the signal plan, the VMM's pause/resume, and their NATS side. */
 import {
   RunClock, SIG_IPI, StopReply, publish, request, selectVcpus, subjects, summarize,
-  type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
+  type ExitVia, type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PauseController } from "./pause.ts";
@@ -57,7 +57,7 @@ export class VmSignals implements VmState {
     return { sent: targets.map((vcpu) => ({ vcpu, signal, sentAtMs: atMs })) };
   }
 
-  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: string) {
+  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: ExitVia) {
     const { eaten, change } = this.tasks.dequeue(vcpu, atMs, outcome, via);
     this.#publish(change);
     return { eaten };

@@ -164,6 +164,9 @@ export const PingReply = Strict({
   vms: Type.Integer({ minimum: 0 }),
 });
 
+/** A message less its envelope (`vm`, `trace`): what the in-process logic passes and returns. */
+export type MessageBody<M> = Omit<M, keyof typeof Envelope>;
+
 export type SetupMsg = Static<typeof SetupMsg>;
 export type StartMsg = Static<typeof StartMsg>;
 export type HeartbeatMsg = Static<typeof HeartbeatMsg>;

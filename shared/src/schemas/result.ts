@@ -1,7 +1,7 @@
 /** The result document, v1 (model.md §7). Names are stable; fields may be added. */
 import { Type, type Static } from "@sinclair/typebox";
 import { LOG2_BUCKETS } from "../histogram.ts";
-import { ExitNameSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { ExitNameSchema, SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
 
 const N = Type.Number();
 const NullN = Type.Union([Type.Number(), Type.Null()]);
@@ -48,11 +48,15 @@ export const TestbedSchema = Type.Object({
   warning: Type.Union([Type.String(), Type.Null()]),
 });
 
+/** one member of SignalExitOutcomeSchema (the name is checked against it) */
+const exitOutcome = (x: Static<typeof SignalExitOutcomeSchema>) => SignalExitOutcomeSchema.anyOf.find((l) => l.const === x)!;
+
 export const SignalOutcomeSchema = Type.Object({
   signal: SignalNameSchema,
   source: SignalSource,
   sentAtMs: N,
-  outcome: Type.Union(["KVM_EXIT_INTR", "killed", "ignored", "pending", "delivered-in-vmm"].map((x) => Type.Literal(x))),
+  /** a dequeue outcome (SignalExitOutcomeSchema), or ignored / pending for a signal never dequeued (v1 order kept) */
+  outcome: Type.Union([exitOutcome("KVM_EXIT_INTR"), exitOutcome("killed"), Type.Literal("ignored"), Type.Literal("pending"), exitOutcome("delivered-in-vmm")]),
   /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed */
   via: Type.Union([Type.String(), Type.Null()]),
   /** sent → vCPU out of KVM_RUN, null if never */
@@ -94,6 +98,12 @@ export const PagerCountersSchema = Type.Object({
   waitQueueLockMs: N,
 });
 
+/** The mmu's own counters (`Mmu.counters`), reported as they are by the mmu. */
+export const MmuCountersSchema = Type.Object({
+  faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N,
+  memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -111,7 +121,9 @@ export const ResultSchema = Type.Object(
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
     /** mmu side: memslot and invalidation activity */
     mmu: Type.Object({
-      memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, hwpoison: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
+      ...Type.Pick(MmuCountersSchema, ["memslotInvalid", "roFaults", "zapped"]).properties,
+      invalidateSeq: N,
+      ...Type.Pick(MmuCountersSchema, ["hwpoison", "memoryFaults", "uaccess", "vcpuMap", "gpcRefresh"]).properties,
     }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
     /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */
@@ -130,4 +142,5 @@ export type VcpuResult = Static<typeof VcpuResultSchema>;
 export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
 /** the pager's counters as the result keeps them (`result.pager`) */
 export type PagerResult = Static<typeof PagerCountersSchema>;
+export type MmuCounters = Static<typeof MmuCountersSchema>;
 export { ExitNameSchema };
