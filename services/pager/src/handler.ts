@@ -5,6 +5,7 @@
  * UFFDIO_ZEROPAGE, or a fetch from the page source then UFFDIO_COPY / UFFDIO_CONTINUE), and serves
  * the VMM's requests after a KVM_EXIT_MEMORY_FAULT.
  */
+import type { ResolveReply } from "@faultline/shared";
 import type { Userfaultfd } from "./userfaultfd.ts";
 
 export class FaultHandler {
@@ -64,7 +65,7 @@ export class FaultHandler {
    * The VMM resolving a KVM_EXIT_MEMORY_FAULT (proposed designs): no task sleeps in the uffd; the
    * handler fetches the page (sharing a fetch already in flight) and installs it with UFFDIO_COPY.
    */
-  async resolve(gfn: number, vcpu = 0): Promise<"copied" | "present"> {
+  async resolve(gfn: number, vcpu = 0): Promise<ResolveReply["result"]> {
     const ctx = this.#ctx;
     ctx.counters.vmmRequests++;
     ctx.queues.notePage(gfn, vcpu);

@@ -5,13 +5,13 @@
  * userspace handler that resolves (handler.ts). Pure logic: the page source and the "page became
  * resident" hook are injected, so unit tests drive it without NATS.
  */
-import type { GfnRange, SignalName, WaitState } from "@faultline/shared";
+import type { GfnRange, ResolveReply, SignalName } from "@faultline/shared";
 import { FaultHandler } from "./handler.ts";
 import { faultIn, type GupRequest, type GupResult } from "./gup.ts";
-import { Userfaultfd, type PagerCounters, type UffdConfig } from "./userfaultfd.ts";
+import { Userfaultfd, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
 import type { UffdTopology } from "./wait-queue.ts";
 
-export { WAKE_FLUSH_MS, type PagerCounters, type UffdConfig } from "./userfaultfd.ts";
+export { WAKE_FLUSH_MS, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
 export type { GupRequest, GupResult } from "./gup.ts";
 
 export interface UffdPorts {
@@ -93,7 +93,7 @@ export class Uffd {
   }
 
   /** The VMM resolving a KVM_EXIT_MEMORY_FAULT through the handler (see handler.ts). */
-  resolve(gfn: number, vcpu = 0): Promise<"copied" | "present"> {
+  resolve(gfn: number, vcpu = 0): Promise<ResolveReply["result"]> {
     return this.handler.resolve(gfn, vcpu);
   }
 
@@ -103,7 +103,7 @@ export class Uffd {
   }
 
   /** Tasks sleeping in `handle_userfault` now. */
-  waiters(): Array<{ vcpu: number; gfn: number; waitState: WaitState; sinceMs: number }> {
+  waiters(): UffdWaiter[] {
     return this.ctx.waiters();
   }
 

@@ -5,15 +5,18 @@
  * CONTINUE, WRITEPROTECT, POISON, WAKE), each task's pending-signal view (`signal_wake_up`), and
  * release. Who fills and when is the handler's business (handler.ts); who sleeps is gup.ts's.
  */
-import { PageSet, type GfnRange, type PagerResult, type SignalName, type WaitState } from "@faultline/shared";
+import { PageSet, type GfnRange, type PagerReport, type PagerResult, type Scenario, type SignalName, type WaitState } from "@faultline/shared";
 import { WaitQueues, type UffdTopology } from "./wait-queue.ts";
+
+/** A task asleep in `handle_userfault`, as the pager reports it. */
+export type UffdWaiter = PagerReport["waiters"][number];
 
 /** The context's own counters: the pager's result counters less those computed at report time. */
 export type PagerCounters = Omit<PagerResult, "resident" | "eventsByPtid" | "waitQueueLockMs">;
 
 /** What the uffd was registered for and how the handler resolves (scenario `pager`). */
 export interface UffdConfig {
-  mode: "missing" | "minor" | "wp";
+  mode: Scenario["pager"]["mode"];
   /** UFFD_FEATURE_THREAD_ID: events carry the faulting task's ptid */
   threadId: boolean;
   /** UFFD_FEATURE_SIGBUS: no events; a missing page is VM_FAULT_SIGBUS */
@@ -206,7 +209,7 @@ export class Userfaultfd {
   }
 
   /** Tasks sleeping in `handle_userfault` now. */
-  waiters(): Array<{ vcpu: number; gfn: number; waitState: WaitState; sinceMs: number }> {
+  waiters(): PagerReport["waiters"] {
     return [...this.#byTask.values()].map((w) => ({ vcpu: w.vcpu, gfn: w.gfn, waitState: w.state, sinceMs: w.sinceMs }));
   }
 

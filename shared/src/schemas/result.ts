@@ -12,6 +12,7 @@ export const LatencySchema = Type.Object({
   p90Us: N,
   p99Us: N,
   maxUs: N,
+  /** below 1 µs counts in bucket 0, above the top in the last */
   log2Buckets: Type.Array(Type.Integer(), { minItems: LOG2_BUCKETS, maxItems: LOG2_BUCKETS, description: "[2^i, 2^(i+1)) µs" }),
   /** samples whose interval overlapped a testbed stall (a service that could not run, a NATS outage): they measure the testbed */
   testbedStalled: Type.Optional(Type.Integer()),
@@ -143,4 +144,6 @@ export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
 /** the pager's counters as the result keeps them (`result.pager`) */
 export type PagerResult = Static<typeof PagerCountersSchema>;
 export type MmuCounters = Static<typeof MmuCountersSchema>;
+export type Pause = Static<typeof PauseSchema>;
+export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };
