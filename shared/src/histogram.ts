@@ -1,17 +1,11 @@
 /** Latency summaries: HDR histogram percentiles plus QEMU-style log2 buckets (`postcopy-latency-dist`). */
 import * as hdr from "hdr-histogram-js";
+import type { Latency } from "./schemas/result.ts";
 
 export const LOG2_BUCKETS = 24;
 
-export interface LatencySummary {
-  count: number;
-  p50Us: number;
-  p90Us: number;
-  p99Us: number;
-  maxUs: number;
-  /** `log2Buckets[i]` counts samples in [2^i, 2^(i+1)) µs; below 1 µs counts in bucket 0, above the top in the last. */
-  log2Buckets: number[];
-}
+/** A latency summary as the result keeps it (LatencySchema), less the testbed-stall count the services add. */
+export type LatencySummary = Omit<Latency, "testbedStalled">;
 
 export function summarize(samplesUs: readonly number[]): LatencySummary {
   const log2Buckets = new Array<number>(LOG2_BUCKETS).fill(0);

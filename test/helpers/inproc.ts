@@ -62,7 +62,7 @@ export function harness(profile: Profile, o: {
   const mmu: Mmu = new Mmu(
     profile,
     s.vm.memslots,
-    (req) => uffd.gup(req),
+    (req) => uffd.faultIn(req),
     o.asyncPf ? { pv: o.asyncPf.pv, interruptsEnabled: true, completed: (vcpu, token, gfn) => vcpus[vcpu]?.apfCompleted(gfn, token) } : undefined,
   );
   if (o.config?.mode === "wp") {

@@ -23,8 +23,8 @@ describe("range-backed page structures", () => {
     const uffd = new Uffd({ fetch: async (g) => void fetched.push(g), onResident: () => undefined, now: () => 0, config: { mode: "wp" } });
     uffd.populateWriteProtectedRanges([[0, (256 * GiB) / 4096]]);
     expect(uffd.resident.size).toBe((256 * GiB) / 4096);
-    await expect(uffd.gup({ vcpu: 0, gfn: 42, write: false, interruptible: true })).resolves.toMatchObject({ result: "ok", sleeps: 0 });
-    await expect(uffd.gup({ vcpu: 0, gfn: 42, write: true, interruptible: true })).resolves.toMatchObject({ result: "ok", sleeps: 1 });
+    await expect(uffd.faultIn({ vcpu: 0, gfn: 42, write: false, interruptible: true })).resolves.toMatchObject({ result: "ok", sleeps: 0 });
+    await expect(uffd.faultIn({ vcpu: 0, gfn: 42, write: true, interruptible: true })).resolves.toMatchObject({ result: "ok", sleeps: 1 });
     expect(uffd.counters.writeprotects).toBe(1);
     expect(uffd.writeProtected.rangeCount).toBe(2);
   });

@@ -86,7 +86,7 @@ describe("fault path (model.md §2)", () => {
   it("uffd - one fetch per page however many vCPUs wait on it; UFFDIO_COPY wakes them all", async () => {
     const h = harness("6.13", { vcpus: 1, pages: 1 });
     await until(() => h.uffd.waiters().length === 1, "asleep");
-    const second = h.uffd.gup({ vcpu: 1, gfn: 0, write: false, interruptible: true });
+    const second = h.uffd.faultIn({ vcpu: 1, gfn: 0, write: false, interruptible: true });
     await settle();
     expect(h.uffd.waiters()).toHaveLength(2);
     expect(h.uffd.counters).toMatchObject({ faultEvents: 2, duplicateRequests: 1 });

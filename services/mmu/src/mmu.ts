@@ -11,17 +11,14 @@
  * Pure logic; the pager's gup is an injected port.
  */
 import { AsyncPf } from "./async-pf.ts";
-import { KVM_MEMORY_EXIT_FLAG_USERFAULT, PageSet, follInterruptible, PAGE_SIZE, sleepPrecise, type FaultReply, type Memslot, type MemslotOp, type Profile, type Site } from "@faultline/shared";
+import {
+  KVM_MEMORY_EXIT_FLAG_USERFAULT, PageSet, follInterruptible, PAGE_SIZE, sleepPrecise,
+  type FaultReply, type GupReply, type GupReq, type MessageBody, type Memslot, type MemslotOp, type MmuCounters, type Profile, type Site,
+} from "@faultline/shared";
 import { Memslots, type Slot } from "./memslots.ts";
 
-export interface GupPort {
-  (req: { vcpu: number; gfn: number; write: boolean; interruptible: boolean; uaccess?: boolean; kworker?: boolean }): Promise<{
-    result: "ok" | "EINTR" | "EFAULT" | "EHWPOISON";
-    fatal: boolean;
-    sleeps: number;
-    spinMs: number;
-  }>;
-}
+/** The pager's gup, as the GupReq / GupReply messages carry it. */
+export type GupPort = (req: MessageBody<GupReq>) => Promise<GupReply>;
 
 /** Zapped gfns per `onZap` call: keeps one NATS message well under the default 1 MiB max_payload. */
 export const ZAP_CHUNK = 16_384;
@@ -46,7 +43,7 @@ export class Mmu {
   readonly apf: AsyncPf | null;
   /** gfns with an MMIO SPTE (`make_mmio_spte`): later faults there take `handle_mmio_page_fault`. */
   readonly mmioSpte = new PageSet();
-  readonly counters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0 };
+  readonly counters: MmuCounters = { faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0 };
 
   constructor(
     profile: Profile,

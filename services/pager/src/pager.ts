@@ -2,7 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { Ok, ReqStream, RunClock, guestRanges, prng, publish, request, subjects, type Scenario, type VmContext, type VmState } from "@faultline/shared";
+import { Ok, ReqStream, RunClock, guestRanges, prng, publish, request, subjects, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -11,7 +11,7 @@ export class VmPager implements VmState {
   readonly uffd: Uffd;
   readonly source: PageSource;
   readonly clock: RunClock;
-  readonly #stallLog: Array<{ atMs: number; action: "stall" | "unstall" }> = [];
+  readonly #stallLog: PagerReport["stalls"] = [];
 
   readonly #nc: NatsConnection;
   readonly #vm: string;
@@ -67,7 +67,7 @@ export class VmPager implements VmState {
     return { dropped: dropped.length };
   }
 
-  setStalled(stalled: boolean): { stalled: boolean; atMs: number } {
+  setStalled(stalled: boolean): StallReply {
     const atMs = this.clock.now();
     if (stalled) this.source.stall();
     else this.source.unstall();

@@ -5,10 +5,10 @@
  * context under the lock. One context for all vCPUs (`single`, demand_paging_test -a) or one per
  * vCPU's region (`per-vcpu`). All costs zero: nothing is modelled and nothing is delayed.
  */
-import { ModelledLock } from "@faultline/shared";
+import { ModelledLock, type Scenario } from "@faultline/shared";
 
 export interface UffdTopology {
-  layout: "single" | "per-vcpu";
+  layout: Scenario["pager"]["uffd"]["layout"];
   readers: number;
   lockMs: number;
   perWaiterMs: number;

@@ -5,13 +5,10 @@
  * `rekickMs`, so that a pause stuck behind an unkickable vCPU shows its growing kick count.
  * Unlike QEMU, vCPUs that already parked are not kicked again (their kick would only stay pending).
  */
-export interface PauseRecord {
-  requestedAtMs: number;
-  completedAtMs: number | null;
-  latencyUs: number | null;
-  kicks: number;
-  resumedAtMs: number | null;
-}
+import type { Pause } from "@faultline/shared";
+
+/** One pause_all_vcpus / resume_all_vcpus, as the result keeps it. */
+export type PauseRecord = Pause;
 
 export interface PausePorts {
   now: () => number;

@@ -4,29 +4,13 @@
  * `signal_wake_up`, and the record of every signal sent with its outcome. Standard signals do not
  * queue twice: a second SIGUSR1 while one is pending coalesces with it (and shares its outcome).
  */
-import { isFatal, type SignalName, type SignalSourceName } from "@faultline/shared";
+import { isFatal, type ExitVia, type MessageBody, type SignalExitOutcome, type SignalName, type SignalRecord, type SignalSourceName, type WakeMsg } from "@faultline/shared";
 
+export type { SignalRecord } from "@faultline/shared";
 /** KVM_EXIT_INTR: the signal got the vCPU out of KVM_RUN; delivered-in-vmm: it was outside KVM_RUN, in the VMM, with the signal unblocked. */
-export type Outcome = "KVM_EXIT_INTR" | "killed" | "delivered-in-vmm";
-
-export interface SignalRecord {
-  vcpu: number;
-  signal: SignalName;
-  source: SignalSourceName;
-  sentAtMs: number;
-  outcome: Outcome | null;
-  exitAtMs: number | null;
-  via: string | null;
-  latencyUs: number | null;
-}
-
-export interface PendingChange {
-  vcpu: number;
-  kind: "signal_wake_up" | "dequeued" | "resync";
-  signal?: SignalName;
-  fatal: boolean;
-  pending: SignalName[];
-}
+export type Outcome = SignalExitOutcome;
+/** A task's pending set changed: the WakeMsg published to the pager and the vcpu service. */
+export type PendingChange = MessageBody<WakeMsg>;
 
 export class Tasks {
   readonly records: SignalRecord[] = [];
@@ -72,7 +56,7 @@ export class Tasks {
   }
 
   /** The vCPU left KVM_RUN (`kvm_eat_signals`) or died: its pending signals get their outcome. */
-  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: string): { eaten: SignalName[]; change: PendingChange } {
+  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: ExitVia): { eaten: SignalName[]; change: PendingChange } {
     const eaten = this.pendingOf(vcpu).filter((s) => outcome === "killed" || !isFatal(s));
     for (const r of this.records) {
       if (r.vcpu !== vcpu || r.outcome !== null) continue;

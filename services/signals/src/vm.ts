@@ -1,7 +1,7 @@
 /** One VM in the signals service: tasks, the signal plan, the VMM's pause/resume, and their NATS side. */
 import {
   RunClock, SIG_IPI, StopReply, publish, request, selectVcpus, subjects, summarize,
-  type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
+  type ExitVia, type SendReply, type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
 } from "@faultline/shared";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { PauseController } from "./pause.ts";
@@ -49,7 +49,7 @@ export class VmSignals implements VmState {
     }
   }
 
-  send(sel: VcpuSelector, signal: SignalName, source: SignalSourceName) {
+  send(sel: VcpuSelector, signal: SignalName, source: SignalSourceName): SendReply {
     const atMs = this.clock.now();
     const targets = selectVcpus(sel, this.tasks.vcpus);
     const changes = this.tasks.send(targets, signal, source, atMs);
@@ -57,7 +57,7 @@ export class VmSignals implements VmState {
     return { sent: targets.map((vcpu) => ({ vcpu, signal, sentAtMs: atMs })) };
   }
 
-  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: string) {
+  dequeue(vcpu: number, atMs: number, outcome: Outcome, via: ExitVia) {
     const { eaten, change } = this.tasks.dequeue(vcpu, atMs, outcome, via);
     this.#publish(change);
     return { eaten };

@@ -9,14 +9,10 @@
  * accesses, one slice per turn of the event loop for the whole process (one queue, oldest first:
  * `ready()`), so setting up 256 vCPUs never blocks the service's event loop for long.
  */
-import { SITES, guestRanges, prng, type Scenario, type Site } from "@faultline/shared";
+import { SITES, guestRanges, prng, type FaultReq, type Scenario, type Site } from "@faultline/shared";
 
-export interface Access {
-  gfn: number;
-  write: boolean;
-  /** where this access meets KVM (model.md §3) */
-  site: Site;
-}
+/** One guest access: the page, read or write, and where it meets KVM (the FaultReq it may become). */
+export type Access = Pick<FaultReq, "gfn" | "write" | "site">;
 
 /** Accesses built per slice between two turns of the event loop (about a millisecond of work). */
 export const BUILD_SLICE = 32_768;

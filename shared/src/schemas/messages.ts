@@ -132,13 +132,22 @@ export const WakeMsg = Strict({
   pending: Type.Array(SignalNameSchema),
 });
 
+/**
+ * What became of a vCPU task's pending signals when it dequeued them: KVM_EXIT_INTR (the signal got
+ * the vCPU out of KVM_RUN), killed, or delivered-in-vmm (it was outside KVM_RUN, in the VMM, with
+ * the signal unblocked).
+ */
+export const SignalExitOutcomeSchema = lit(["KVM_EXIT_INTR", "killed", "delivered-in-vmm"] as const);
+/** How the vCPU got out: woken in handle_userfault (gup-eintr), vcpu_enter_guest's check, a halt wakeup, ... */
+export const ExitViaSchema = lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait"] as const);
+
 /** vcpu → signals: the vCPU left KVM_RUN (or died); its pending signals are consumed and get an outcome. */
 export const DequeueReq = Strict({
   ...Envelope,
   vcpu: VcpuId,
   atMs: Type.Number(),
-  outcome: lit(["KVM_EXIT_INTR", "killed", "delivered-in-vmm"] as const),
-  via: lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait"] as const),
+  outcome: SignalExitOutcomeSchema,
+  via: ExitViaSchema,
 });
 export const DequeueReply = Strict({ eaten: Type.Array(SignalNameSchema) });
 
@@ -161,6 +170,9 @@ export const PingReply = Strict({
   vms: Type.Integer({ minimum: 0 }),
 });
 
+/** A message less its envelope (`vm`, `trace`): what the in-process logic passes and returns. */
+export type MessageBody<M> = Omit<M, keyof typeof Envelope>;
+
 export type SetupMsg = Static<typeof SetupMsg>;
 export type StartMsg = Static<typeof StartMsg>;
 export type HeartbeatMsg = Static<typeof HeartbeatMsg>;
@@ -171,8 +183,13 @@ export type FaultReply = Static<typeof FaultReply>;
 export type FaultPathName = Static<typeof FaultPath>;
 export type GupReq = Static<typeof GupReq>;
 export type GupReply = Static<typeof GupReply>;
+export type ResolveReply = Static<typeof ResolveReply>;
+export type StallReply = Static<typeof StallReply>;
+export type SendReply = Static<typeof SendReply>;
 export type WakeMsg = Static<typeof WakeMsg>;
 export type DequeueReq = Static<typeof DequeueReq>;
+export type SignalExitOutcome = Static<typeof SignalExitOutcomeSchema>;
+export type ExitVia = Static<typeof ExitViaSchema>;
 export type SendReq = Static<typeof SendReq>;
 export type VcpuStateMsg = Static<typeof VcpuStateMsg>;
 export type VcpuStateName = Static<typeof VcpuStateSchema>;

@@ -1,7 +1,7 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
-import { SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { LatencySchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
+import { SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { LatencySchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
 
 /** every report carries what the service saw of the testbed itself */
 const testbed = { testbed: ServiceTestbedSchema };
@@ -33,20 +33,21 @@ export const PagerReport = Type.Object({
   ...testbed,
 });
 
+/** One signal sent to one vCPU task, and (once dequeued) its outcome: the signals service's record. */
+export const SignalRecordSchema = Type.Object({
+  vcpu: Type.Integer(),
+  signal: SignalNameSchema,
+  source: SignalSource,
+  sentAtMs: N,
+  outcome: Type.Union([...SignalExitOutcomeSchema.anyOf, Type.Null()]),
+  exitAtMs: NullN,
+  via: Type.Union([Type.String(), Type.Null()]),
+  latencyUs: NullN,
+});
+
 export const SignalsReport = Type.Object({
   vmKilled: Type.Boolean(),
-  records: Type.Array(
-    Type.Object({
-      vcpu: Type.Integer(),
-      signal: SignalNameSchema,
-      source: SignalSource,
-      sentAtMs: N,
-      outcome: Type.Union([Type.Literal("KVM_EXIT_INTR"), Type.Literal("killed"), Type.Literal("delivered-in-vmm"), Type.Null()]),
-      exitAtMs: NullN,
-      via: Type.Union([Type.String(), Type.Null()]),
-      latencyUs: NullN,
-    }),
-  ),
+  records: Type.Array(SignalRecordSchema),
   pending: Type.Array(Type.Array(SignalNameSchema)),
   pauses: Type.Array(PauseSchema),
   signalToExit: LatencySchema,
@@ -54,8 +55,9 @@ export const SignalsReport = Type.Object({
 });
 
 export const MmuReport = Type.Object({
-  faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, sptes: N, invalidateSeq: N,
-  uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N, memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
+  ...MmuCountersSchema.properties,
+  sptes: N,
+  invalidateSeq: N,
   asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
   ...testbed,
 });
@@ -64,3 +66,4 @@ export type VcpuReport = Static<typeof VcpuReport>;
 export type PagerReport = Static<typeof PagerReport>;
 export type SignalsReport = Static<typeof SignalsReport>;
 export type MmuReport = Static<typeof MmuReport>;
+export type SignalRecord = Static<typeof SignalRecordSchema>;

@@ -1,7 +1,7 @@
 /** The result document, v1 (README "How to read the output", docs/runs.md). Names are stable; fields may be added. */
 import { Type, type Static } from "@sinclair/typebox";
 import { LOG2_BUCKETS } from "../histogram.ts";
-import { ExitNameSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { ExitNameSchema, SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
 
 const N = Type.Number();
 const NullN = Type.Union([Type.Number(), Type.Null()]);
@@ -12,6 +12,7 @@ export const LatencySchema = Type.Object({
   p90Us: N,
   p99Us: N,
   maxUs: N,
+  /** below 1 µs counts in bucket 0, above the top in the last */
   log2Buckets: Type.Array(Type.Integer(), { minItems: LOG2_BUCKETS, maxItems: LOG2_BUCKETS, description: "[2^i, 2^(i+1)) µs" }),
   /** samples whose interval overlapped a testbed stall (a service that could not run, a NATS outage): they measure the testbed */
   testbedStalled: Type.Optional(Type.Integer()),
@@ -48,11 +49,15 @@ export const TestbedSchema = Type.Object({
   warning: Type.Union([Type.String(), Type.Null()]),
 });
 
+/** one member of SignalExitOutcomeSchema (the name is checked against it) */
+const exitOutcome = (x: Static<typeof SignalExitOutcomeSchema>) => SignalExitOutcomeSchema.anyOf.find((l) => l.const === x)!;
+
 export const SignalOutcomeSchema = Type.Object({
   signal: SignalNameSchema,
   source: SignalSource,
   sentAtMs: N,
-  outcome: Type.Union(["KVM_EXIT_INTR", "killed", "ignored", "pending", "delivered-in-vmm"].map((x) => Type.Literal(x))),
+  /** a dequeue outcome (SignalExitOutcomeSchema), or ignored / pending for a signal never dequeued (v1 order kept) */
+  outcome: Type.Union([exitOutcome("KVM_EXIT_INTR"), exitOutcome("killed"), Type.Literal("ignored"), Type.Literal("pending"), exitOutcome("delivered-in-vmm")]),
   /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed */
   via: Type.Union([Type.String(), Type.Null()]),
   /** sent → vCPU out of KVM_RUN, null if never */
@@ -94,6 +99,12 @@ export const PagerCountersSchema = Type.Object({
   waitQueueLockMs: N,
 });
 
+/** The mmu's own counters (`Mmu.counters`), reported as they are by the mmu. */
+export const MmuCountersSchema = Type.Object({
+  faults: N, attempt1Hits: N, attempt2: N, sigpending: N, stale: N, noslot: N, uaccess: N, vcpuMap: N, gpcRefresh: N, memoryFaults: N,
+  memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -111,7 +122,9 @@ export const ResultSchema = Type.Object(
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
     /** mmu side: memslot and invalidation activity */
     mmu: Type.Object({
-      memslotInvalid: N, roFaults: N, zapped: N, invalidateSeq: N, hwpoison: N, memoryFaults: N, uaccess: N, vcpuMap: N, gpcRefresh: N,
+      ...Type.Pick(MmuCountersSchema, ["memslotInvalid", "roFaults", "zapped"]).properties,
+      invalidateSeq: N,
+      ...Type.Pick(MmuCountersSchema, ["hwpoison", "memoryFaults", "uaccess", "vcpuMap", "gpcRefresh"]).properties,
     }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
     /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */
@@ -128,4 +141,9 @@ export type Testbed = Static<typeof TestbedSchema>;
 export type ServiceTestbed = Static<typeof ServiceTestbedSchema>;
 export type VcpuResult = Static<typeof VcpuResultSchema>;
 export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
+/** the pager's counters as the result keeps them (`result.pager`) */
+export type PagerResult = Static<typeof PagerCountersSchema>;
+export type MmuCounters = Static<typeof MmuCountersSchema>;
+export type Pause = Static<typeof PauseSchema>;
+export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };
