@@ -11,7 +11,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { loadavg } from "node:os";
 import type { Logger } from "pino";
 import { epochMs } from "./clock.ts";
-import { transportEvents, type GiveUpEvent, type RetryEvent } from "./nats.ts";
+import { transportEvents, type GiveUpEvent, type RetryEvent } from "./wire.ts";
 import { vmOf } from "./subjects.ts";
 
 /** A tick this much later than planned is a testbed stall. */
