@@ -5,7 +5,7 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  NotFoundError, PauseReply, PingReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
+  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
   type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { CORE, collectReports, renewLease, setupVm, startVm, teardownVm, type Owners } from "./lifecycle.ts";
 import { Liveness } from "./liveness.ts";
 import { assembleResult } from "./result.ts";
+import { RunRecorder } from "./recorder.ts";
 import type { RunRecord, RunStore } from "./store.ts";
 
 const MemslotReply = Type.Object({ zapped: Type.Integer() });
@@ -62,6 +63,7 @@ export class RunManager {
   /** the api's own noise (loop stalls, NATS outages) goes into the results too */
   readonly #monitor: TestbedMonitor;
   readonly store: RunStore;
+  readonly #recorder: RunRecorder;
 
   constructor(nc: NatsConnection, log: Logger, o: RunManagerOptions) {
     this.#nc = nc;
@@ -70,34 +72,12 @@ export class RunManager {
     this.store = o.store;
     this.#liveness = new Liveness(nc, log, o.livenessMs);
     this.#monitor = new TestbedMonitor("api", o.instance, log).start(nc);
+    this.#recorder = new RunRecorder(nc, log, o.store, o.instance);
   }
 
   /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
-  async recover(): Promise<number> {
-    let n = 0;
-    for (const status of ["starting", "running"] as const) {
-      let cursor: string | undefined;
-      do {
-        const page = await this.store.list({ limit: 100, status, ...(cursor ? { cursor } : {}) });
-        for (const rec of page.runs) {
-          if (this.#live.has(rec.id)) continue;
-          // another api on the same NATS and store still drives it
-          if (rec.api && rec.api !== this.#monitor.instance && (await this.#apiAlive(rec.api))) continue;
-          rec.status = "aborted";
-          rec.endedAt = new Date().toISOString();
-          rec.error = { code: "FL_ERR_SERVICE_LOST", service: "api", message: "the api restarted while the run was in progress; its VM was torn down when the lease lapsed" };
-          await this.store.put(rec);
-          n++;
-        }
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-    }
-    if (n) this.#log.warn({ runs: n }, "runs left by a previous api marked aborted");
-    return n;
-  }
-
-  async #apiAlive(instance: string): Promise<boolean> {
-    return request(this.#nc, subjects.pingInstance("api", instance), {}, PingReply, { timeoutMs: 1000, retry: false }).then(() => true, () => false);
+  recover(): Promise<number> {
+    return this.#recorder.recover((id) => this.#live.has(id));
   }
 
   /** Live or stored run; the result is read from the store for runs this api no longer holds. */
@@ -254,49 +234,15 @@ export class RunManager {
 
   async #finish(run: Live): Promise<void> {
     run.endedAt ??= new Date().toISOString();
-    run.recorded = await this.#record(run);
-    if (!run.recorded) {
-      // kept in memory (served from there) and recorded again until the store takes it
-      const retry = setInterval(() => {
-        void this.#record(run).then((ok) => {
-          if (!ok) return;
-          run.recorded = true;
-          clearInterval(retry);
-        });
-      }, 5000);
-      retry.unref();
-    }
+    run.recorded = await this.#recorder.recordEnded(run, () => (run.recorded = true));
     await this.store.prune().catch((err: unknown) => this.#log.warn({ err }, "run store prune failed"));
     // ended and recorded: keep a few in memory for fast reads, the store has the rest
     const ended = [...this.#live.values()].filter((r) => ENDED.has(r.status) && r.recorded);
     for (const r of ended.slice(0, Math.max(0, ended.length - 20))) this.#live.delete(r.id);
   }
 
-  /** Result, then record (so a reader never finds an ended record without its result). */
-  async #record(run: Live): Promise<boolean> {
-    try {
-      if (run.result) await this.store.putResult(run.id, run.result);
-      await this.store.put(this.#recordOf(run));
-      return true;
-    } catch (err) {
-      this.#log.error({ err, run: run.id }, "could not record the run (kept in memory, retried)");
-      return false;
-    }
-  }
-
-  #recordOf(run: Live): RunRecord {
-    return {
-      id: run.id, status: run.status, scenario: run.scenario, createdAt: run.createdAt, t0: run.t0, endedAt: run.endedAt,
-      error: run.error, vcpus: run.vcpus, api: this.#monitor.instance,
-    };
-  }
-
-  async #persist(run: Live): Promise<void> {
-    try {
-      await this.store.put(this.#recordOf(run));
-    } catch (err) {
-      this.#log.warn({ err, run: run.id }, "run store put failed (kept in memory)");
-    }
+  #persist(run: Live): Promise<void> {
+    return this.#recorder.persist(run);
   }
 
   #running(id: string): Live {
