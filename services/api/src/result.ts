@@ -157,3 +157,20 @@ function warning(services: Testbed["services"], incidents: Testbed["incidents"],
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
+
+type RunError = { code: string; message: string; service?: string } | null;
+
+/**
+ * How a run that reached its end is judged: a lost service or an error → `aborted`; a cancel →
+ * `cancelled`; otherwise `completed`, unless a request the model needed ran out of time after its
+ * retries (a `request-failed` incident of a service, not of the api's own controls): then the run
+ * cannot claim it completed and ends `aborted` with FL_ERR_TESTBED naming the service it went to.
+ */
+export function verdict(r: Result, o: { lost: boolean; cancelled: boolean; error: RunError }): { status: "completed" | "aborted" | "cancelled"; error: RunError } {
+  if (o.lost || o.error) return { status: "aborted", error: o.error };
+  if (o.cancelled) return { status: "cancelled", error: null };
+  const failed = r.testbed.incidents.find((i) => i.kind === "request-failed" && i.service !== "api");
+  if (!failed) return { status: "completed", error: null };
+  const service = /^fl\.vm\.[^.]+\.([a-z]+)\./.exec(failed.detail)?.[1] ?? failed.service;
+  return { status: "aborted", error: { code: "FL_ERR_TESTBED", service, message: `a request was lost: ${failed.detail} (from ${failed.service})` } };
+}

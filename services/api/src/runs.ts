@@ -13,7 +13,7 @@ import { Type } from "@sinclair/typebox";
 import { randomBytes } from "node:crypto";
 import { CORE, collectReports, renewLease, setupVm, startVm, teardownVm, type Owners } from "./lifecycle.ts";
 import { Liveness } from "./liveness.ts";
-import { assembleResult } from "./result.ts";
+import { assembleResult, verdict } from "./result.ts";
 import { RunRecorder } from "./recorder.ts";
 import type { RunRecord, RunStore } from "./store.ts";
 
@@ -173,7 +173,9 @@ export class RunManager {
         { runId: run.id, scenario: s, t0: run.t0, live: run.vcpus, incidents: [...run.incidents, ...(own?.incidents ?? [])], missing, nowMs, api: own?.summary("api", this.#monitor.instance) },
         reports,
       );
-      run.status = lost || run.error ? "aborted" : run.cancelled ? "cancelled" : "completed";
+      const v = verdict(run.result, { lost: lost !== null, cancelled: run.cancelled, error: run.error });
+      run.status = v.status;
+      run.error = v.error;
       this.#log.info({ run: vm, status: run.status, durationMs: run.result.durationMs, missing }, "run ended");
     } finally {
       clearInterval(lease);

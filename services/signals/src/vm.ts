@@ -17,7 +17,8 @@ export class VmSignals implements VmState {
 
   constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
     const { nc, vm, scenario } = ctx;
-    const rpcTimeoutMs = ctx.config.FAULTLINE_RPC_TIMEOUT_MS;
+    // the VMM's stop/cont outlive a NATS outage: a dead vcpu service is caught by liveness, not by a deadline
+    const rpcTimeoutMs = Math.max(ctx.config.FAULTLINE_RPC_TIMEOUT_MS, scenario.durationMs + 30_000);
     this.#nc = nc;
     this.#vm = vm;
     this.clock = new RunClock();

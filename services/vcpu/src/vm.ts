@@ -19,7 +19,7 @@ export class VcpuVm implements VmState {
     const { nc, vm, scenario: s, log } = ctx;
     this.#nc = nc;
     this.#vm = vm;
-    const rpcTimeoutMs = ctx.config.FAULTLINE_RPC_TIMEOUT_MS;
+    // every request on a vCPU thread's path outlives a NATS outage: a dead peer is caught by liveness, not by a deadline
     const faultTimeoutMs = s.durationMs + 30_000; // a fault may block for the whole run
     // each vCPU thread is one idempotent request stream: a request re-sent across a reconnect runs once
     const streams = Array.from({ length: s.vm.vcpus }, (_, i) => new ReqStream(`${ctx.instance}.${vm}.vcpu${i}`));
@@ -32,9 +32,9 @@ export class VcpuVm implements VmState {
       fault: (vcpu, gfn, write, site) =>
         rq(vcpu, (stream, trace) => request(nc, subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "f"),
       dequeue: async (vcpu, atMs, outcome, via) =>
-        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: rpcTimeoutMs, stream, signal: ctx.signal }), "d")),
+        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "d")),
       apfReady: (vcpu, gfn, token) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: rpcTimeoutMs, stream, signal: ctx.signal }), "a"),
+        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "a"),
       resolve: (vcpu, gfn) =>
         rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
       state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
