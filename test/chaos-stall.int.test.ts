@@ -43,6 +43,27 @@ describe("chaos, survived", () => {
     expect(r.testbed.services.pager!.loopDelay.maxMs).toBeGreaterThan(4000);
   }, 180_000);
 
+  it("chaos - a signal whose way out crossed a frozen pager is marked as the testbed's, not read as a kernel latency", async () => {
+    const run = await t.api.createRun(seedScenario({
+      name: "sigusr1-across-sigstop", durationMs: 60_000, kernel: { profile: "6.2" }, vm: { vcpus: 1 },
+      pager: { latency: { us: 200 }, stalls: [{ atMs: 0, forMs: 6000 }] }, workload: { pagesPerVcpu: 64 }, // blocked on its first page
+      signals: [{ atMs: 2000, vcpus: 0, signal: "SIGUSR1" }], vmm: {},
+    }));
+    await waitFor(t.api, run.id, (r) => r.status === "running" && (r.elapsedMs ?? 0) >= 1000, "1 s in (blocked in the stall)");
+    const pid = t.stack.pid("pager")!;
+    process.kill(pid, "SIGSTOP"); // the signal (at 2 s) wakes the uffd waiter only when the pager runs again
+    await waitFor(t.api, run.id, (r) => (r.elapsedMs ?? 0) >= 3000, "3 s in");
+    process.kill(pid, "SIGCONT");
+    const end = await t.api.waitRun(run.id);
+    expect(end.status, JSON.stringify(end.error)).toBe("completed");
+    const r = end.result!;
+    const s = r.vcpus[0]!.signals.find((x) => x.source === "plan")!;
+    expect(s).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "gup-eintr", testbedStalled: true });
+    expect(s.latencyUs!).toBeGreaterThan(500_000); // what a reader would take for a pre-6.2 latency without the mark
+    expect(r.latency.signalToExit.testbedStalled).toBeGreaterThanOrEqual(1);
+    expect(r.testbed.warning).toMatch(/overlapped a testbed stall/);
+  }, 180_000);
+
   it("chaos - api killed: restarted by the stack, earlier runs still served with their results; the one in flight ends aborted", async () => {
     const before = await runToEnd(t.api, seedScenario({ name: "before-api-death", durationMs: 30_000, pager: { latency: { us: 0 } }, signals: [], vmm: {}, workload: { pagesPerVcpu: 300 } }));
     const flying = await t.api.createRun(seedScenario({

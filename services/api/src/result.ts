@@ -78,7 +78,7 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
       .map((s) => {
         let outcome: Result["vcpus"][number]["signals"][number]["outcome"] = s.outcome ?? "pending";
         if (s.outcome === null && blockedIn && blockedIn.waitState !== "TASK_INTERRUPTIBLE" && !isFatal(s.signal)) outcome = "ignored";
-        return { signal: s.signal, source: s.source, sentAtMs: s.sentAtMs, outcome, via: s.via, latencyUs: s.latencyUs };
+        return { signal: s.signal, source: s.source, sentAtMs: s.sentAtMs, outcome, via: s.via, latencyUs: s.latencyUs, ...(s.testbedStalled ? { testbedStalled: true } : {}) };
       });
     const { inFault: _inFault, ...rest } = v;
     // a task still busy-looping at the end has spun since it entered the loop
@@ -123,7 +123,7 @@ function assembleTestbed(ctx: AssembleContext, r: Reports, vcpuR: VcpuReport): T
   }
   for (const i of ctx.incidents) incidents.push(omitAt(toRun(i)));
   incidents.sort((a, b) => a.atMs - b.atMs);
-  return { services, incidents, warning: warning(services, incidents, vcpuR) };
+  return { services, incidents, warning: warning(services, incidents, vcpuR, r.signals?.signalToExit) };
 }
 
 function omitAt<T extends { at: number }>(i: T): Omit<T, "at"> {
@@ -137,7 +137,7 @@ function omitAt<T extends { at: number }>(i: T): Omit<T, "at"> {
  * tenth of the median fault latency, or its p99 a quarter of the fault p99 (1 ms at least each); or when
  * samples overlapped a testbed stall; or when there were outages.
  */
-function warning(services: Testbed["services"], incidents: Testbed["incidents"], v: VcpuReport): string | null {
+function warning(services: Testbed["services"], incidents: Testbed["incidents"], v: VcpuReport, sig?: SignalsReport["signalToExit"]): string | null {
   const path = Object.values(services).filter((s) => s.service !== "api");
   const f = v.faultSlow.count ? v.faultSlow : v.faultFast;
   const p50Ms = f.p50Us / 1000;
@@ -147,7 +147,7 @@ function warning(services: Testbed["services"], incidents: Testbed["incidents"],
   if (typical) parts.push(`${typical.service} event-loop delay p50 ${typical.loopDelay.p50Ms} ms vs fault p50 ${round(p50Ms)} ms`);
   const tail = path.find((s) => s.loopDelay.p99Ms > Math.max(1, p99Ms / 4));
   if (tail) parts.push(`${tail.service} event-loop delay p99 ${tail.loopDelay.p99Ms} ms vs fault p99 ${round(p99Ms)} ms`);
-  const stalled = (v.faultSlow.testbedStalled ?? 0) + (v.faultFast.testbedStalled ?? 0);
+  const stalled = (v.faultSlow.testbedStalled ?? 0) + (v.faultFast.testbedStalled ?? 0) + (sig?.testbedStalled ?? 0);
   if (stalled) parts.push(`${stalled} latency samples overlapped a testbed stall`);
   const outages = incidents.filter((i) => i.kind === "nats-disconnect" || i.kind === "loop-stall").length;
   if (outages) parts.push(`${outages} testbed outages (loop stalls, NATS disconnects)`);

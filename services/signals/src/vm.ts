@@ -15,8 +15,12 @@ export class VmSignals implements VmState {
   readonly #vm: string;
   #trace = 0;
 
-  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
+  /** did a stall of the testbed (of this VM's owners) overlap [from, to] of scenario time? */
+  readonly #stalled: (fromMs: number, toMs: number) => boolean;
+
+  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & Partial<Pick<VmContext, "monitor" | "owners">> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
     const { nc, vm, scenario } = ctx;
+    this.#stalled = (from, to) => ctx.monitor?.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners ?? {})) ?? false;
     // the VMM's stop/cont outlive a NATS outage: a dead vcpu service is caught by liveness, not by a deadline
     const rpcTimeoutMs = Math.max(ctx.config.FAULTLINE_RPC_TIMEOUT_MS, scenario.durationMs + 30_000);
     this.#nc = nc;
@@ -65,13 +69,17 @@ export class VmSignals implements VmState {
   }
 
   report() {
-    const recs = this.tasks.records;
+    // a signal whose way out overlapped a testbed stall measures the testbed, not the kernel path
+    const recs = this.tasks.records.map((r) => (r.exitAtMs !== null && this.#stalled(r.sentAtMs, r.exitAtMs) ? { ...r, testbedStalled: true } : r));
     return {
       vmKilled: this.tasks.vmKilled,
       records: recs,
       pending: Array.from({ length: this.tasks.vcpus }, (_, v) => this.tasks.pendingOf(v)),
       pauses: this.pause.history,
-      signalToExit: summarize(recs.flatMap((r) => (r.latencyUs === null ? [] : [r.latencyUs]))),
+      signalToExit: {
+        ...summarize(recs.flatMap((r) => (r.latencyUs === null ? [] : [r.latencyUs]))),
+        testbedStalled: recs.filter((r) => "testbedStalled" in r).length,
+      },
     };
   }
 

@@ -43,6 +43,7 @@ export const SignalRecordSchema = Type.Object({
   exitAtMs: NullN,
   via: Type.Union([Type.String(), Type.Null()]),
   latencyUs: NullN,
+  testbedStalled: Type.Optional(Type.Boolean()),
 });
 
 export const SignalsReport = Type.Object({

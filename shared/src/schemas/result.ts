@@ -62,6 +62,8 @@ export const SignalOutcomeSchema = Type.Object({
   via: Type.Union([Type.String(), Type.Null()]),
   /** sent → vCPU out of KVM_RUN, null if never */
   latencyUs: NullN,
+  /** the latency overlapped a testbed stall (a service that could not run, a NATS outage): it measures the testbed */
+  testbedStalled: Type.Optional(Type.Boolean()),
 });
 
 export const VcpuResultSchema = Type.Object({
