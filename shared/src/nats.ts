@@ -1,13 +1,9 @@
 /**
- * The NATS layer every service uses: connect and close, fire-and-forget events, the liveness
- * responder, and the transport events the testbed records. Request/reply lives in request.ts (retried,
- * idempotent), serving in serve.ts (validated, de-duplicated).
+ * The NATS layer every service uses: connect and close, fire-and-forget events, and the transport
+ * events the testbed records. Request/reply lives in request.ts (retried, idempotent), serving in
+ * serve.ts (validated, de-duplicated); bus.ts puts them behind the transport seam.
  */
-import { connect, type NatsConnection, type Msg, type Subscription } from "@nats-io/transport-node";
-import type { Static } from "@sinclair/typebox";
-import type { Logger } from "pino";
-import { PingReply } from "./schemas/messages.ts";
-import { subjects, type ServiceName } from "./subjects.ts";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 
 export { ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER, transportEvents, type RetryEvent, type GiveUpEvent } from "./wire.ts";
 
@@ -47,31 +43,6 @@ export function publish(nc: NatsConnection, subject: string, body: unknown): voi
     nc.publish(subject, JSON.stringify(body));
   } catch {
     /* closing: an event lost here is re-published by the resync after a reconnect, or moot */
-  }
-}
-
-/**
- * Answers `fl.svc.<name>.ping` (any instance: the health check the API aggregates) and
- * `fl.svc.<name>.i.<instance>.ping` (this one: a launcher waiting for the processes it started).
- */
-export function servePing(nc: NatsConnection, log: Logger, name: ServiceName, instance: string, vms: () => number): Subscription {
-  const started = performance.now();
-  const one = nc.subscribe(subjects.pingInstance(name, instance), { callback: (_e, m) => answer(m) });
-  const any = nc.subscribe(subjects.ping(name), { callback: (_e, m) => answer(m) });
-  void any.closed.then(() => one.unsubscribe());
-  return any;
-  function answer(msg: Msg): void {
-    {
-      const reply: Static<typeof PingReply> = {
-        name,
-        instance,
-        version: "0.1.0",
-        uptimeMs: Math.round(performance.now() - started),
-        vms: vms(),
-      };
-      if (msg.reply) msg.respond(JSON.stringify(reply));
-      else log.debug("ping without reply subject");
-    }
   }
 }
 

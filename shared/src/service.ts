@@ -13,13 +13,14 @@
  * Every instance heartbeats (`fl.hb.<service>`) with the VMs it holds, so the api notices a dead,
  * wedged or unreachable service within its liveness bound.
  */
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "pino";
 import { connectionName, loadConfig, type Config } from "./config.ts";
 import { epochMs } from "./clock.ts";
 import { createLogger } from "./log.ts";
-import { closeNats, connectNats, listen, publish, request, serve, servePing } from "./nats.ts";
+import { connectNats } from "./nats.ts";
+import { NatsBus, servePing, type Bus, type BusSubscription } from "./bus.ts";
 import { ClaimMsg, Empty, LeaseMsg, PingReply, ResyncMsg, SetupMsg, StartMsg } from "./schemas/messages.ts";
 import type { Scenario } from "./schemas/scenario.ts";
 import { subjects, type ServiceName } from "./subjects.ts";
@@ -33,7 +34,7 @@ export interface VmContext {
   vm: string;
   trace: string;
   scenario: Scenario;
-  nc: NatsConnection;
+  bus: Bus;
   log: Logger;
   config: Config;
   service: ServiceName;
@@ -92,7 +93,7 @@ interface Held<V> {
   state: V;
   abort: AbortController;
   ctx: VmContext;
-  subs: Subscription[];
+  subs: BusSubscription[];
   leaseUntil: number;
   leaseMs: number;
 }
@@ -102,10 +103,10 @@ export interface HostedService {
   stop: () => Promise<void>;
 }
 
-/** Hosts a service definition on a connection (the process entry point and tests both use this). */
-export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: NatsConnection, log: Logger, config: Config): HostedService {
+/** Hosts a service definition on a bus (the process entry point on NATS, tests on a MemoryBus). */
+export function hostService<V extends VmState>(def: ServiceDefinition<V>, bus: Bus, log: Logger, config: Config): HostedService {
   const instance = config.FAULTLINE_INSTANCE;
-  const monitor = new TestbedMonitor(def.name, instance, log).start(nc);
+  const monitor = new TestbedMonitor(def.name, instance, log).start(bus);
   const held = new Map<string, Held<V>>();
 
   const teardown = (vm: string, why: string): boolean => {
@@ -129,7 +130,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     const vlog = log.child({ vm: m.vm });
     const testbed = monitor.track(m.vm);
     const abort = new AbortController();
-    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, nc, log: vlog, config, service: def.name, instance, testbed, monitor, signal: abort.signal, owners: {} };
+    const ctx: VmContext = { vm: m.vm, trace: m.trace, scenario: m.scenario, bus, log: vlog, config, service: def.name, instance, testbed, monitor, signal: abort.signal, owners: {} };
     let state: V;
     try {
       state = def.create(ctx);
@@ -143,10 +144,10 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     const on = { vm };
     for (const e of def.endpoints) {
       const fn = (body: unknown) => e.handler(h.state, body as never, ctx);
-      h.subs.push(e.event ? listen(nc, vlog, e.subject(vm), e.schema, fn, on) : serve(nc, vlog, e.subject(vm), e.schema, fn, on));
+      h.subs.push(e.event ? bus.listen(vlog, e.subject(vm), e.schema, fn, on) : bus.serve(vlog, e.subject(vm), e.schema, fn, on));
     }
     h.subs.push(
-      serve(nc, vlog, subjects.start(vm, def.name), StartMsg, (b) => {
+      bus.serve(vlog, subjects.start(vm, def.name), StartMsg, (b) => {
         const late = epochMs() - b.t0;
         if (late > 50) monitor.incident(vm, "start-late", `start reached ${def.name} ${Math.round(late)} ms after t0`, late);
         if (h.started) return { ok: true }; // a re-sent start
@@ -155,14 +156,14 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
         h.state.start(b.t0);
         return { ok: true };
       }, on),
-      serve(nc, vlog, subjects.report(vm, def.name), Empty, async () => ({ ...(await h.state.report() as object), testbed: testbed.summary(def.name, instance) }), on),
-      serve(nc, vlog, subjects.teardown(vm, def.name), Empty, () => ({ ok: teardown(vm, "teardown") }), on),
-      listen(nc, vlog, subjects.lease(vm), LeaseMsg, (b) => {
+      bus.serve(vlog, subjects.report(vm, def.name), Empty, async () => ({ ...(await h.state.report() as object), testbed: testbed.summary(def.name, instance) }), on),
+      bus.serve(vlog, subjects.teardown(vm, def.name), Empty, () => ({ ok: teardown(vm, "teardown") }), on),
+      bus.listen(vlog, subjects.lease(vm), LeaseMsg, (b) => {
         h.leaseUntil = performance.now() + b.leaseMs;
         h.leaseMs = b.leaseMs;
       }, on),
       // a peer that was disconnected asks every owner to re-publish its state (a wake-up, a vCPU state)
-      listen(nc, vlog, subjects.resync(vm), ResyncMsg, (b) => {
+      bus.listen(vlog, subjects.resync(vm), ResyncMsg, (b) => {
         if (b.instance !== instance && h.started) h.state.resync?.();
       }, on),
     );
@@ -170,10 +171,10 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
     return { ok: true as const, instance };
   };
 
-  const subs: Subscription[] = [
-    serve(nc, log, subjects.claim(def.name), ClaimMsg, () => ({ instance }), { queue: `fl.${def.name}` }),
-    serve(nc, log, subjects.setup(def.name, instance), SetupMsg, setup, { queue: "" }),
-    servePing(nc, log, def.name, instance, () => held.size),
+  const subs: BusSubscription[] = [
+    bus.serve(log, subjects.claim(def.name), ClaimMsg, () => ({ instance }), { queue: `fl.${def.name}` }),
+    bus.serve(log, subjects.setup(def.name, instance), SetupMsg, setup, { queue: "" }),
+    servePing(bus, def.name, instance, () => held.size),
   ];
 
   let lastBeat = performance.now();
@@ -191,7 +192,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
         teardown(vm, "lease lapsed");
       }
     }
-    publish(nc, subjects.heartbeat(def.name), { service: def.name, instance, vms: [...held.keys()], atMs: epochMs() });
+    bus.publish(subjects.heartbeat(def.name), { service: def.name, instance, vms: [...held.keys()], atMs: epochMs() });
   }, HEARTBEAT_MS);
   beat.unref();
 
@@ -205,7 +206,7 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
         for (const [vm, h] of held) {
           if (!h.started) continue;
           h.state.resync?.();
-          publish(nc, subjects.resync(vm), { vm, trace: `${vm}.resync`, instance });
+          bus.publish(subjects.resync(vm), { vm, trace: `${vm}.resync`, instance });
         }
       }, delay).unref();
     }
@@ -228,20 +229,22 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, nc: Na
  * drains the connection.
  */
 export async function runService<V extends VmState>(def: ServiceDefinition<V>): Promise<void> {
-  await runProcess(def.name, async ({ nc, log, config }) => {
+  await runProcess(def.name, async ({ bus, log, config }) => {
     // the instance id is the VM owner's address: two live processes must never share it
-    const taken = await request(nc, subjects.pingInstance(def.name, config.FAULTLINE_INSTANCE), {}, PingReply, { timeoutMs: 500, retry: false }).then(() => true, () => false);
+    const taken = await bus.request(subjects.pingInstance(def.name, config.FAULTLINE_INSTANCE), {}, PingReply, { timeoutMs: 500, retry: false }).then(() => true, () => false);
     if (taken) {
       log.fatal({ instance: config.FAULTLINE_INSTANCE }, "another live process already uses this FAULTLINE_INSTANCE; give each replica its own (or leave it unset)");
       process.exit(1);
     }
-    return hostService(def, nc, log, config);
+    return hostService(def, bus, log, config);
   });
 }
 
 export interface ServiceContext {
   name: ServiceName;
+  /** the process's NATS connection (the api's JetStream run store needs it); everything else goes through `bus` */
   nc: NatsConnection;
+  bus: Bus;
   log: Logger;
   config: Config;
 }
@@ -264,8 +267,9 @@ export async function runProcess(
     process.exit(1);
   });
   const nc = await connectNats({ servers: config.NATS_URL, name: connectionName(name, config.FAULTLINE_INSTANCE), waitForServer: true });
-  const svc = await start({ name, nc, log, config });
-  if (o.ping) servePing(nc, log, name, config.FAULTLINE_INSTANCE, svc.vms);
+  const bus = new NatsBus(nc);
+  const svc = await start({ name, nc, bus, log, config });
+  if (o.ping) servePing(bus, name, config.FAULTLINE_INSTANCE, svc.vms);
   await nc.flush();
   log.info({ nats: nc.getServer(), instance: config.FAULTLINE_INSTANCE }, "service ready");
   let stopping = false;
@@ -274,7 +278,7 @@ export async function runProcess(
     stopping = true;
     log.info({ signal }, "stopping");
     await svc.stop();
-    await closeNats(nc);
+    await bus.close();
     process.exit(0);
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));

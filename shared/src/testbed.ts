@@ -6,13 +6,14 @@
  *   (`fl.testbed.stall`), so a vCPU can mark the fault latencies that overlapped one;
  * - NATS disconnects and reconnects, request retries and lease events are incidents, with their times.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
+import { Type } from "@sinclair/typebox";
 import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { loadavg } from "node:os";
 import type { Logger } from "pino";
 import { epochMs } from "./clock.ts";
 import { transportEvents, type GiveUpEvent, type RetryEvent } from "./wire.ts";
 import { vmOf } from "./subjects.ts";
+import type { Bus, BusSubscription } from "./bus.ts";
 
 /** A tick this much later than planned is a testbed stall. */
 export const STALL_THRESHOLD_MS = 100;
@@ -98,8 +99,8 @@ export class TestbedMonitor {
   readonly #windowListeners = new Set<(w: StallWindow) => void>();
   readonly #reconnectListeners = new Set<() => void>();
   #timer: NodeJS.Timeout | null = null;
-  #nc: NatsConnection | null = null;
-  #sub: { unsubscribe: () => void } | null = null;
+  #bus: Bus | null = null;
+  #sub: BusSubscription | null = null;
   /** false between a NATS disconnect and the reconnect */
   connected = true;
   readonly #log: Logger;
@@ -122,9 +123,9 @@ export class TestbedMonitor {
     this.#log = log;
   }
 
-  /** Starts the stall detector and, with a connection, watches it and shares stall windows. */
-  start(nc: NatsConnection | null): this {
-    this.#nc = nc;
+  /** Starts the stall detector and, with a bus, watches its connection and shares stall windows. */
+  start(bus: Bus | null): this {
+    this.#bus = bus;
     let last = performance.now();
     this.#timer = setInterval(() => {
       const now = performance.now();
@@ -138,18 +139,12 @@ export class TestbedMonitor {
     this.#timer.unref();
     transportEvents.on("retry", this.#onRetry);
     transportEvents.on("giveUp", this.#onGiveUp);
-    if (nc) {
-      this.#sub = nc.subscribe("fl.testbed.stall", {
-        callback: (_e, m) => {
-          try {
-            const w = m.json<StallWindow>();
-            if (w.instance !== this.instance && typeof w.from === "number" && typeof w.to === "number") this.#window(w, false);
-          } catch {
-            /* not ours to judge */
-          }
-        },
+    if (bus) {
+      this.#sub = bus.listen(this.#log, "fl.testbed.stall", Type.Unknown(), (m) => {
+        const w = m as StallWindow;
+        if (w && w.instance !== this.instance && typeof w.from === "number" && typeof w.to === "number") this.#window(w, false);
       });
-      void this.#watch(nc);
+      void this.#watch(bus);
     }
     return this;
   }
@@ -211,14 +206,14 @@ export class TestbedMonitor {
       const d = w.to - w.from;
       this.#log[d >= 1000 ? "warn" : "info"]({ stallMs: Math.round(d), cause: w.cause }, "testbed stall: this process could not run");
       for (const t of this.#vms.values()) this.#add(t, w.cause, `${this.service} could not run for ${Math.round(d)} ms`, d);
-      if (this.#nc && !this.#nc.isClosed()) this.#nc.publish("fl.testbed.stall", JSON.stringify(w));
+      this.#bus?.publish("fl.testbed.stall", w);
     }
     for (const fn of this.#windowListeners) fn(w);
   }
 
-  async #watch(nc: NatsConnection): Promise<void> {
+  async #watch(bus: Bus): Promise<void> {
     let downAt: number | null = null;
-    for await (const s of nc.status()) {
+    for await (const s of bus.status()) {
       if (s.type === "disconnect") {
         this.connected = false;
         downAt = epochMs();
@@ -231,7 +226,7 @@ export class TestbedMonitor {
         this.#log.warn({ server: s.server, downMs: Math.round(d) }, "NATS reconnected");
         for (const t of this.#vms.values()) this.#add(t, "nats-reconnect", `back on ${s.server} after ${Math.round(d)} ms`, d);
         if (downAt !== null) this.#window({ service: this.service, instance: this.instance, from: downAt, to: now, cause: "nats-disconnect" }, false);
-        if (downAt !== null && !nc.isClosed()) nc.publish("fl.testbed.stall", JSON.stringify({ service: this.service, instance: this.instance, from: downAt, to: now, cause: "nats-disconnect" }));
+        if (downAt !== null) bus.publish("fl.testbed.stall", { service: this.service, instance: this.instance, from: downAt, to: now, cause: "nats-disconnect" });
         downAt = null;
         for (const fn of this.#reconnectListeners) fn();
       }

@@ -7,10 +7,9 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import {
-  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText, request,
-  type Logger,
+  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText,
+  type Bus, type Logger,
 } from "@faultline/shared";
-import type { NatsConnection } from "@nats-io/transport-node";
 import Fastify from "fastify";
 import { ErrorSchema, errorHandler } from "./errors.ts";
 import { memslotOp, sendSignal, strictValidator } from "./controls.ts";
@@ -19,7 +18,7 @@ import type { RunStore } from "./store.ts";
 
 export interface AppOptions {
   instance: string;
-  nc: NatsConnection;
+  bus: Bus;
   log: Logger;
   rpcTimeoutMs: number;
   livenessMs: number;
@@ -65,7 +64,7 @@ function view(r: Run) {
 }
 
 export async function buildApp(o: AppOptions) {
-  const runs = new RunManager(o.nc, o.log, { instance: o.instance, rpcTimeoutMs: o.rpcTimeoutMs, livenessMs: o.livenessMs, leaseMs: o.leaseMs, store: o.store });
+  const runs = new RunManager(o.bus, o.log, { instance: o.instance, rpcTimeoutMs: o.rpcTimeoutMs, livenessMs: o.livenessMs, leaseMs: o.leaseMs, store: o.store });
   await runs.recover();
   const app = Fastify({ loggerInstance: o.log, requestIdHeader: "x-request-id", bodyLimit: 4 * 1024 * 1024 }).withTypeProvider<TypeBoxTypeProvider>();
   app.setErrorHandler(errorHandler);
@@ -157,9 +156,9 @@ export async function buildApp(o: AppOptions) {
   }, async (req) => runs.drop(req.params.id, req.body.gfns));
 
   app.get("/healthz", { schema: { tags: ["health"], operationId: "health", response: { 200: Health, 503: Health } }, logLevel: "warn" }, async (_req, reply) => {
-    const services = Object.fromEntries(await Promise.all(SERVICES.map(async (svc) => [svc, await ping(o.nc, svc)] as const)));
+    const services = Object.fromEntries(await Promise.all(SERVICES.map(async (svc) => [svc, await ping(o.bus, svc)] as const)));
     const ok = Object.values(services).every((s) => s.ok);
-    return reply.status(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", nats: o.nc.getServer(), services });
+    return reply.status(ok ? 200 : 503).send({ status: ok ? "ok" : "degraded", nats: o.bus.server(), services });
   });
   return { app, runs };
 }
@@ -168,10 +167,10 @@ const SendView = Type.Object({ sent: Type.Array(Type.Object({ vcpu: Type.Integer
 const SvcHealth = Type.Object({ ok: Type.Boolean(), instance: Type.Optional(Type.String()), uptimeMs: Type.Optional(Type.Number()), vms: Type.Optional(Type.Integer({ description: "VMs (runs) this instance holds" })), rttMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
 const Health = Type.Object({ status: Type.String(), nats: Type.String(), services: Type.Record(Type.String(), SvcHealth) });
 
-async function ping(nc: NatsConnection, svc: (typeof SERVICES)[number]) {
+async function ping(bus: Bus, svc: (typeof SERVICES)[number]) {
   const t = performance.now();
   try {
-    const r = await request(nc, `fl.svc.${svc}.ping`, {}, PingReply, { timeoutMs: 1000, retry: false });
+    const r = await bus.request(`fl.svc.${svc}.ping`, {}, PingReply, { timeoutMs: 1000, retry: false });
     return { ok: true, instance: r.instance, uptimeMs: r.uptimeMs, vms: r.vms, rttMs: Math.round((performance.now() - t) * 100) / 100 };
   } catch (err) {
     return { ok: false, error: (err as Error).message };

@@ -8,10 +8,10 @@ export { RunManager, type Run, type RunStatus } from "./runs.ts";
 export { assembleResult, type Reports } from "./result.ts";
 export { openRunStore, type RunStore, type RunRecord } from "./store.ts";
 
-export async function startApi({ nc, log, config }: ServiceContext) {
+export async function startApi({ nc, bus, log, config }: ServiceContext) {
   const store = await openRunStore(nc, { maxRuns: config.FAULTLINE_MAX_RUNS, log });
   const { app, runs } = await buildApp({
-    nc, log, store, instance: config.FAULTLINE_INSTANCE, rpcTimeoutMs: config.FAULTLINE_RPC_TIMEOUT_MS, livenessMs: config.FAULTLINE_LIVENESS_MS, leaseMs: config.FAULTLINE_LEASE_MS,
+    bus, log, store, instance: config.FAULTLINE_INSTANCE, rpcTimeoutMs: config.FAULTLINE_RPC_TIMEOUT_MS, livenessMs: config.FAULTLINE_LIVENESS_MS, leaseMs: config.FAULTLINE_LEASE_MS,
   });
   const address = await app.listen({ port: config.FAULTLINE_API_PORT, host: config.FAULTLINE_API_HOST });
   log.info({ address, store: store.kind }, "api listening");

@@ -5,8 +5,7 @@
  * down). While the api's own connection is down nobody can be judged; after it comes back every
  * instance gets a fresh bound.
  */
-import { HEARTBEAT_MS, HeartbeatMsg, listen, type Logger } from "@faultline/shared";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { HEARTBEAT_MS, HeartbeatMsg, type Bus, type BusSubscription, type Logger } from "@faultline/shared";
 
 interface Beat {
   service: string;
@@ -24,7 +23,7 @@ export interface Owner {
 
 export class Liveness {
   readonly #beats = new Map<string, Beat>();
-  readonly #sub: Subscription;
+  readonly #sub: BusSubscription;
   readonly boundMs: number;
   #connected = true;
   get connected(): boolean {
@@ -38,9 +37,9 @@ export class Liveness {
   /** the api's own connection events, for the runs' incident records */
   onConnection: (kind: "nats-disconnect" | "nats-reconnect", detail: string, downMs?: number) => void = () => undefined;
 
-  constructor(nc: NatsConnection, log: Logger, boundMs: number) {
+  constructor(bus: Bus, log: Logger, boundMs: number) {
     this.boundMs = boundMs;
-    this.#sub = listen(nc, log, "fl.hb.*", HeartbeatMsg, (m) => {
+    this.#sub = bus.listen(log, "fl.hb.*", HeartbeatMsg, (m) => {
       const now = performance.now();
       this.#beats.set(m.instance, { service: m.service, seen: now, vms: new Set(m.vms) });
       // forget instances silent for a minute (restarted services get new ids)
@@ -48,7 +47,7 @@ export class Liveness {
     });
     void (async () => {
       let downAt = 0;
-      for await (const s of nc.status()) {
+      for await (const s of bus.status()) {
         if (s.type === "disconnect") {
           this.#connected = false;
           downAt = performance.now();

@@ -3,8 +3,7 @@
  * result and the record when a run ends (retried until the store takes it; the run stays in memory
  * meanwhile), and, when an api starts, the runs a previous api left behind.
  */
-import { PingReply, request, subjects, type Logger, type Result } from "@faultline/shared";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { PingReply, subjects, type Bus, type Logger, type Result } from "@faultline/shared";
 import type { RunRecord, RunStore } from "./store.ts";
 
 /** What is recorded of a run. */
@@ -21,14 +20,14 @@ export interface Recordable {
 }
 
 export class RunRecorder {
-  readonly #nc: NatsConnection;
+  readonly #bus: Bus;
   readonly #log: Logger;
   readonly #store: RunStore;
   /** this api's instance: written into each record, so another api can tell whose run it is */
   readonly #instance: string;
 
-  constructor(nc: NatsConnection, log: Logger, store: RunStore, instance: string) {
-    this.#nc = nc;
+  constructor(bus: Bus, log: Logger, store: RunStore, instance: string) {
+    this.#bus = bus;
     this.#log = log;
     this.#store = store;
     this.#instance = instance;
@@ -106,6 +105,6 @@ export class RunRecorder {
   }
 
   #apiAlive(instance: string): Promise<boolean> {
-    return request(this.#nc, subjects.pingInstance("api", instance), {}, PingReply, { timeoutMs: 1000, retry: false }).then(() => true, () => false);
+    return this.#bus.request(subjects.pingInstance("api", instance), {}, PingReply, { timeoutMs: 1000, retry: false }).then(() => true, () => false);
   }
 }

@@ -5,10 +5,9 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, listen, parseSize, request, subjects,
-  type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
+  NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, parseSize, subjects,
+  type Bus, type BusSubscription, type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
 } from "@faultline/shared";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Type } from "@sinclair/typebox";
 import { randomBytes } from "node:crypto";
 import { CORE, collectReports, renewLease, setupVm, startVm, teardownVm, type Owners } from "./lifecycle.ts";
@@ -56,7 +55,7 @@ export interface RunManagerOptions {
 export class RunManager {
   /** runs this api instance drives, and recently ended ones (results are read from the store after that) */
   readonly #live = new Map<string, Live>();
-  readonly #nc: NatsConnection;
+  readonly #bus: Bus;
   readonly #log: Logger;
   readonly #o: RunManagerOptions;
   readonly #liveness: Liveness;
@@ -65,14 +64,14 @@ export class RunManager {
   readonly store: RunStore;
   readonly #recorder: RunRecorder;
 
-  constructor(nc: NatsConnection, log: Logger, o: RunManagerOptions) {
-    this.#nc = nc;
+  constructor(bus: Bus, log: Logger, o: RunManagerOptions) {
+    this.#bus = bus;
     this.#log = log;
     this.#o = o;
     this.store = o.store;
-    this.#liveness = new Liveness(nc, log, o.livenessMs);
-    this.#monitor = new TestbedMonitor("api", o.instance, log).start(nc);
-    this.#recorder = new RunRecorder(nc, log, o.store, o.instance);
+    this.#liveness = new Liveness(bus, log, o.livenessMs);
+    this.#monitor = new TestbedMonitor("api", o.instance, log).start(bus);
+    this.#recorder = new RunRecorder(bus, log, o.store, o.instance);
   }
 
   /** An api that restarts cannot drive the runs its predecessor started: they end `aborted`, naming the api. */
@@ -140,19 +139,19 @@ export class RunManager {
     const s = run.scenario;
     const o = { rpcTimeoutMs: this.#o.rpcTimeoutMs, leaseMs: this.#o.leaseMs };
     this.#monitor.track(vm);
-    const sub: Subscription = listen(this.#nc, this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => {
+    const sub: BusSubscription = this.#bus.listen(this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => {
       const v = run.vcpus[m.vcpu];
       if (v) Object.assign(v, { state: m.state, pagesTouched: m.pagesTouched });
     });
-    const lease = setInterval(() => renewLease(this.#nc, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
+    const lease = setInterval(() => renewLease(this.#bus, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
     try {
-      await setupVm(this.#nc, this.#log, vm, s, o, run.owners);
+      await setupVm(this.#bus, this.#log, vm, s, o, run.owners);
       if (run.cancelled) {
         // cancelled while starting: nothing ran, nothing to report
         run.status = "cancelled";
         return;
       }
-      run.t0 = await startVm(this.#nc, vm, run.owners, o);
+      run.t0 = await startVm(this.#bus, vm, run.owners, o);
       run.status = "running";
       void this.#persist(run);
       this.#log.info({ run: vm, scenario: s.name, owners: Object.fromEntries(Object.entries(run.owners).map(([k, v]) => [k, v.instance])) }, "run started");
@@ -160,7 +159,7 @@ export class RunManager {
       // reports asked for while the api itself is cut off would all fail and blame a service: wait (bounded)
       for (let i = 0; i < 600 && !this.#liveness.connected; i++) await new Promise((r) => setTimeout(r, 50));
       const skip = new Set<string>(lost ? [lost.service] : []);
-      const { reports, missing, errors } = await collectReports(this.#nc, vm, run.owners, lost || run.cancelled ? 1500 : this.#o.rpcTimeoutMs, skip);
+      const { reports, missing, errors } = await collectReports(this.#bus, vm, run.owners, lost || run.cancelled ? 1500 : this.#o.rpcTimeoutMs, skip);
       const nowMs = epochMs() - run.t0;
       if (!lost && !run.cancelled && missing.length) {
         // a service died between the end and its report: that is a lost service too
@@ -181,7 +180,7 @@ export class RunManager {
       clearInterval(lease);
       sub.unsubscribe();
       this.#monitor.untrack(vm);
-      await teardownVm(this.#nc, this.#log, vm, run.owners, this.#o.rpcTimeoutMs);
+      await teardownVm(this.#bus, this.#log, vm, run.owners, this.#o.rpcTimeoutMs);
     }
   }
 
@@ -256,29 +255,29 @@ export class RunManager {
 
   async signal(id: string, vcpus: VcpuSelector, signal: SignalName) {
     const r = this.#running(id);
-    return request(this.#nc, subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, vcpus, signal, source: "api" }, SendReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, vcpus, signal, source: "api" }, SendReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async pause(id: string, action: "pause" | "resume") {
     const r = this.#running(id);
     const subject = action === "pause" ? subjects.pause(r.id) : subjects.resume(r.id);
-    return request(this.#nc, subject, { vm: r.id, trace: `${r.id}.api` }, PauseReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subject, { vm: r.id, trace: `${r.id}.api` }, PauseReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async stall(id: string, action: "stall" | "unstall") {
     const r = this.#running(id);
-    return request(this.#nc, subjects.stall(r.id), { vm: r.id, trace: `${r.id}.api`, action }, StallReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subjects.stall(r.id), { vm: r.id, trace: `${r.id}.api`, action }, StallReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async memslot(id: string, op: MemslotOp) {
     const r = this.#running(id);
     const fixed = { ...op, ...(op.size !== undefined ? { size: parseSize(op.size) } : {}) };
-    return request(this.#nc, subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async drop(id: string, gfns: number[]) {
     const r = this.#running(id);
-    return request(this.#nc, subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   /** the scenario of a running run (for validating controls) */

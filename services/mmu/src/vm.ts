@@ -1,5 +1,5 @@
 /** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, scheduled memslot ops. */
-import { GupReply, Ok, ReqStream, RunClock, request, subjects, type VmContext, type VmState } from "@faultline/shared";
+import { GupReply, Ok, ReqStream, RunClock, subjects, type VmContext, type VmState } from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
 export class MmuVm implements VmState {
@@ -8,7 +8,7 @@ export class MmuVm implements VmState {
   readonly #streams = new Map<number, ReqStream>();
 
   constructor(ctx: VmContext) {
-    const { nc, vm, scenario: s, log } = ctx;
+    const { bus, vm, scenario: s, log } = ctx;
     // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
     const timeoutMs = s.durationMs + 30_000;
     // one idempotent request stream per vCPU task (a kworker's gup rides on its vCPU's)
@@ -23,21 +23,21 @@ export class MmuVm implements VmState {
           interruptsEnabled: s.vm.guest.interruptsEnabled,
           // kvm_async_pf_completed → the vCPU: a retried request, so a reconnect cannot lose a "page ready"
           completed: (vcpu: number, token: number, gfn: number) =>
-            void request(nc, subjects.apfCompleted(vm), { vm, trace: `${vm}.apf.${token}`, vcpu, gfn, token }, Ok, { timeoutMs, stream: stream(vcpu), signal: ctx.signal })
+            void bus.request(subjects.apfCompleted(vm), { vm, trace: `${vm}.apf.${token}`, vcpu, gfn, token }, Ok, { timeoutMs, stream: stream(vcpu), signal: ctx.signal })
               .catch((err: unknown) => log.warn({ err, vcpu, token }, "async-PF completion not delivered")),
         }
       : undefined;
     this.mmu = new Mmu(
       s.kernel.profile,
       s.vm.memslots,
-      (req) => request(nc, subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu), signal: ctx.signal }),
+      (req) => bus.request(subjects.gup(vm), { vm, trace: `${ctx.trace}.${req.vcpu}.${req.gfn}`, ...req }, GupReply, { timeoutMs, stream: stream(req.vcpu), signal: ctx.signal }),
       apf,
     );
     if (s.pager.mode === "wp") this.mmu.populateWriteProtected(); // registered WP over populated memory: ranges, not pages
     // SPTEs zapped: the vCPUs must fault on them again; a retried request, so a reconnect cannot lose it
     const zaps = new ReqStream(`${ctx.instance}.${vm}.mmu.zap`);
     this.mmu.onZap = (gfns) =>
-      void request(nc, subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns }, Ok, { timeoutMs, stream: zaps, signal: ctx.signal })
+      void bus.request(subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns }, Ok, { timeoutMs, stream: zaps, signal: ctx.signal })
         .catch((err: unknown) => log.warn({ err, gfns: gfns.length }, "zap not delivered"));
     for (const op of s.vm.memslotOps) {
       this.clock.at(op.atMs, () => void this.mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, op }, "memslot op failed")));

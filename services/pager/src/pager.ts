@@ -2,8 +2,7 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { Ok, ReqStream, RunClock, guestRanges, prng, publish, request, subjects, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState } from "@faultline/shared";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { Ok, ReqStream, RunClock, guestRanges, prng, subjects, type Bus, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState } from "@faultline/shared";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
 
@@ -13,20 +12,20 @@ export class VmPager implements VmState {
   readonly clock: RunClock;
   readonly #stallLog: PagerReport["stalls"] = [];
 
-  readonly #nc: NatsConnection;
+  readonly #bus: Bus;
   readonly #vm: string;
   readonly #drops: ReqStream;
 
-  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario">) {
-    const { nc, vm, scenario } = ctx;
-    this.#nc = nc;
+  constructor(ctx: Pick<VmContext, "bus" | "vm" | "scenario">) {
+    const { bus, vm, scenario } = ctx;
+    this.#bus = bus;
     this.#vm = vm;
     this.#drops = new ReqStream(`${vm}.pager.drops.${Math.random().toString(36).slice(2, 8)}`);
     this.clock = new RunClock();
     this.source = new PageSource(scenario.pager.latency.us);
     this.uffd = new Uffd({
       fetch: (gfn) => this.source.fetch(gfn),
-      onResident: (gfn) => publish(nc, subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
+      onResident: (gfn) => bus.publish(subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
       now: () => this.clock.now(),
       config: {
         mode: scenario.pager.mode,
@@ -61,7 +60,7 @@ export class VmPager implements VmState {
     const dropped = this.uffd.drop(gfns);
     // UFFD_EVENT_REMOVE → the mmu notifier: a retried request, so a reconnect cannot lose an invalidation
     if (dropped.length) {
-      void request(this.#nc, subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped }, Ok, { timeoutMs: 30_000, stream: this.#drops })
+      void this.#bus.request(subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped }, Ok, { timeoutMs: 30_000, stream: this.#drops })
         .catch(() => undefined);
     }
     return { dropped: dropped.length };

@@ -1,9 +1,8 @@
 /** One VM in the signals service: tasks, the signal plan, the VMM's pause/resume, and their NATS side. */
 import {
-  RunClock, SIG_IPI, StopReply, publish, request, selectVcpus, subjects, summarize,
-  type ExitVia, type SendReply, type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
+  RunClock, SIG_IPI, StopReply, selectVcpus, subjects, summarize,
+  type Bus, type ExitVia, type SendReply, type SignalName, type SignalSourceName, type VcpuSelector, type VmContext, type VmState,
 } from "@faultline/shared";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { PauseController } from "./pause.ts";
 import { Tasks, type Outcome, type PendingChange } from "./tasks.ts";
 
@@ -11,19 +10,19 @@ export class VmSignals implements VmState {
   readonly tasks: Tasks;
   readonly pause: PauseController;
   readonly clock: RunClock;
-  readonly #nc: NatsConnection;
+  readonly #bus: Bus;
   readonly #vm: string;
   #trace = 0;
 
   /** did a stall of the testbed (of this VM's owners) overlap [from, to] of scenario time? */
   readonly #stalled: (fromMs: number, toMs: number) => boolean;
 
-  constructor(ctx: Pick<VmContext, "nc" | "vm" | "scenario"> & Partial<Pick<VmContext, "monitor" | "owners">> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
-    const { nc, vm, scenario } = ctx;
+  constructor(ctx: Pick<VmContext, "bus" | "vm" | "scenario"> & Partial<Pick<VmContext, "monitor" | "owners">> & { config: { FAULTLINE_RPC_TIMEOUT_MS: number }; signal?: AbortSignal }) {
+    const { bus, vm, scenario } = ctx;
     this.#stalled = (from, to) => ctx.monitor?.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners ?? {})) ?? false;
     // the VMM's stop/cont outlive a NATS outage: a dead vcpu service is caught by liveness, not by a deadline
     const rpcTimeoutMs = Math.max(ctx.config.FAULTLINE_RPC_TIMEOUT_MS, scenario.durationMs + 30_000);
-    this.#nc = nc;
+    this.#bus = bus;
     this.#vm = vm;
     this.clock = new RunClock();
     const n = scenario.vm.vcpus;
@@ -31,8 +30,8 @@ export class VmSignals implements VmState {
     const body = () => ({ vm, trace: this.#nextTrace("stop") });
     this.pause = new PauseController(n, scenario.vmm.rekickMs, {
       now: () => this.clock.now(),
-      stopAll: async () => void (await request(nc, subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
-      contAll: async () => void (await request(nc, subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
+      stopAll: async () => void (await bus.request(subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
+      contAll: async () => void (await bus.request(subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
       kick: (vcpus) => void this.send(vcpus, SIG_IPI, "pause-kick"),
       every: (ms, fn) => this.clock.every(ms, fn),
     });
@@ -89,7 +88,7 @@ export class VmSignals implements VmState {
   }
 
   #publish(c: PendingChange): void {
-    publish(this.#nc, subjects.wake(this.#vm), { vm: this.#vm, trace: this.#nextTrace(c.kind), ...c });
+    this.#bus.publish(subjects.wake(this.#vm), { vm: this.#vm, trace: this.#nextTrace(c.kind), ...c });
   }
 
   #nextTrace(kind: string): string {

@@ -1,23 +1,22 @@
-/** One VM in the vcpu service: its vCPU tasks, their ports onto NATS, and the per-VM report. */
+/** One VM in the vcpu service: its vCPU tasks, their ports onto the bus, and the per-VM report. */
 import {
-  DequeueReply, FaultReply, ReqStream, ResolveReply, RunClock, publish, request, subjects, summarize,
-  type SignalName, type VcpuStateName, type VmContext, type VmState,
+  DequeueReply, FaultReply, ReqStream, ResolveReply, RunClock, subjects, summarize,
+  type Bus, type SignalName, type VcpuStateName, type VmContext, type VmState,
 } from "@faultline/shared";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { Vcpu, type VcpuPorts } from "./vcpu.ts";
 import { buildWorkload } from "./workload.ts";
 
 export class VcpuVm implements VmState {
   readonly vcpus: Vcpu[];
   readonly clock = new RunClock();
-  readonly #nc: NatsConnection;
+  readonly #bus: Bus;
   readonly #vm: string;
   #stopProgress: () => void = () => undefined;
   readonly #stopWindows: () => void;
 
   constructor(ctx: VmContext) {
-    const { nc, vm, scenario: s, log } = ctx;
-    this.#nc = nc;
+    const { bus, vm, scenario: s, log } = ctx;
+    this.#bus = bus;
     this.#vm = vm;
     // every request on a vCPU thread's path outlives a NATS outage: a dead peer is caught by liveness, not by a deadline
     const faultTimeoutMs = s.durationMs + 30_000; // a fault may block for the whole run
@@ -30,13 +29,13 @@ export class VcpuVm implements VmState {
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
       fault: (vcpu, gfn, write, site) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "f"),
+        rq(vcpu, (stream, trace) => bus.request(subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "f"),
       dequeue: async (vcpu, atMs, outcome, via) =>
-        void (await rq(vcpu, (stream, trace) => request(nc, subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "d")),
+        void (await rq(vcpu, (stream, trace) => bus.request(subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "d")),
       apfReady: (vcpu, gfn, token) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "a"),
+        rq(vcpu, (stream, trace) => bus.request(subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "a"),
       resolve: (vcpu, gfn) =>
-        rq(vcpu, (stream, trace) => request(nc, subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
+        rq(vcpu, (stream, trace) => bus.request(subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
       state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
       // only the stalls of the services that hold this VM (another stack on the same NATS is not this run)
       testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners)),
@@ -81,7 +80,7 @@ export class VcpuVm implements VmState {
 
   #announce(vcpu: number, state: VcpuStateName, pagesTouched: number): void {
     const vm = this.#vm;
-    publish(this.#nc, subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
+    this.#bus.publish(subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
   }
 
   /** SPTEs were zapped: every vCPU's guest faults on those pages again. */
