@@ -22,7 +22,7 @@ describe("scale", () => {
     const err = await t.api.createRun(doc).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).status).toBe(400);
-    expect((err as ApiError).body).toMatchObject({ code: "FL_ERR_INVALID", path: "/workload/pagesPerVcpu" });
+    expect((err as ApiError).body).toMatchObject({ code: "FL_ERR_BUDGET", path: "/workload/pagesPerVcpu" });
     expect((err as ApiError).body.message).toContain(`exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`);
     expect((await health()).status).toBe(200);
   });

@@ -62,6 +62,28 @@ afterAll(async () => {
 });
 
 describe("store", () => {
+  test("store - a scenario larger than one NATS message is kept whole (object store), read back after a reopen, deleted with its run", async () => {
+    const { log } = capture();
+    const p = prefix();
+    const big = parseScenario({
+      name: "big", vm: { memslots: [{ slot: 0, size: "4GiB" }] },
+      pager: { drops: Array.from({ length: 4 }, (_, k) => ({ atMs: k, gfns: Array.from({ length: 60_000 }, (_, i) => 100_000 + k * 60_000 + i) })) },
+    });
+    expect(JSON.stringify(big).length).toBeGreaterThan(1024 * 1024);
+    const s1 = await openRunStore(await connect(), { log, prefix: p });
+    const id = runId(1);
+    await s1.put({ ...record(id, "running"), scenario: big });
+    await s1.put({ ...record(id, "completed"), scenario: big }); // a status change re-puts the record
+    expect((await s1.get(id))!.scenario).toEqual(big);
+    await s1.close();
+    const s2 = await openRunStore(await connect(), { log, prefix: p });
+    expect((await s2.list({ limit: 10 })).runs.map((r) => [r.id, r.status, r.scenario.pager.drops.length])).toEqual([[id, "completed", 4]]);
+    expect((await s2.get(id))!.scenario).toEqual(big);
+    expect(await s2.delete(id)).toBe(true);
+    expect(await s2.get(id)).toBeNull();
+    expect(await s2.delete(id)).toBe(false); // nothing left, and no marker written for a key that is gone
+  });
+
   test("store - a record and a 5 MB result survive a new connection", async () => {
     const { log } = capture();
     const p = prefix();

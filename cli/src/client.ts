@@ -125,10 +125,12 @@ export class ApiClient {
         onTick?.(r);
         if (isTerminal(r.status)) return r;
       } catch (err) {
-        if (!(err instanceof ApiRequestError)) throw err;
+        // unreachable, or a server-side failure (the run store or NATS briefly away): transient, within the bound
+        const transient = err instanceof ApiRequestError || (err instanceof ApiError && err.status >= 500);
+        if (!transient) throw err;
         failingSince ??= Date.now();
         if (Date.now() - failingSince >= this.unreachableMs) {
-          throw new ApiRequestError("FL_ERR_API_UNREACHABLE", err.url, `API unreachable for ${this.unreachableMs} ms while waiting for run ${id} (last: ${err.message})`, err);
+          throw new ApiRequestError("FL_ERR_API_UNREACHABLE", (err as ApiRequestError | ApiError).url, `API unreachable for ${this.unreachableMs} ms while waiting for run ${id} (last: ${(err as Error).message})`, err);
         }
       }
       await new Promise<void>((res, rej) => {

@@ -123,7 +123,8 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
 async function readPorts(dir: string, child: ChildProcess, timeoutMs: number): Promise<{ port: number; monitor: number }> {
   const file = join(dir, `nats-server_${child.pid}.ports`);
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
+  // stop looking once the server is gone (its exit is reported by the caller's race)
+  while (Date.now() < deadline && child.exitCode === null && child.signalCode === null) {
     try {
       const j = JSON.parse(await readFile(file, "utf8")) as { nats: string[]; monitoring: string[] };
       const port = Number(j.nats[0]?.split(":").pop());

@@ -19,6 +19,7 @@ describe("budget", () => {
   it("budget - vcpus x pagesPerVcpu over FAULTLINE_MAX_ACCESSES is refused at /workload/pagesPerVcpu, though the schema takes each", () => {
     const e = errorOf({ vm: { vcpus: 256, memslots: [{ slot: 0, size: 8 * TiB - 4096 }] }, workload: { pagesPerVcpu: 1_048_576 } });
     expect(e.path).toBe("/workload/pagesPerVcpu");
+    expect(e.code).toBe("FL_ERR_BUDGET");
     expect(e.message).toContain(`256 vCPUs x 1048576 pages = 268435456 accesses exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`);
   });
 
@@ -33,6 +34,7 @@ describe("budget", () => {
     const signals = Array.from({ length: plans + 1 }, (_, i) => ({ atMs: i % 1000, vcpus: "all", signal: "SIGUSR1" }));
     const e = errorOf({ vm: { vcpus: 256 }, workload: { pagesPerVcpu: 1 }, signals });
     expect(e.path).toBe(`/signals/${plans}/vcpus`);
+    expect(e.code).toBe("FL_ERR_BUDGET");
     expect(e.message).toContain(`exceeds the budget of ${FAULTLINE_MAX_SIGNAL_RECORDS} (FAULTLINE_MAX_SIGNAL_RECORDS)`);
     // the same number of plans on one vCPU each is within budget
     expect(() => parseScenario({ vm: { vcpus: 256 }, workload: { pagesPerVcpu: 1 }, signals: signals.map((p) => ({ ...p, vcpus: [0, 0] })) })).not.toThrow();

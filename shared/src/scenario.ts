@@ -124,6 +124,7 @@ function checkBudgets(s: Scenario): void {
       "scenario",
       "/workload/pagesPerVcpu",
       `${vcpus} vCPUs x ${per} pages = ${vcpus * per} accesses exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`,
+      "FL_ERR_BUDGET",
     );
   }
   let records = 0;
@@ -134,6 +135,7 @@ function checkBudgets(s: Scenario): void {
         "scenario",
         `/signals/${i}/vcpus`,
         `signals 0..${i} target ${records} vCPUs in all = ${records} signal records, exceeds the budget of ${FAULTLINE_MAX_SIGNAL_RECORDS} (FAULTLINE_MAX_SIGNAL_RECORDS)`,
+        "FL_ERR_BUDGET",
       );
     }
   });
@@ -145,6 +147,7 @@ function checkBudgets(s: Scenario): void {
         "scenario",
         `/pager/drops/${i}/gfns`,
         `drops 0..${i} drop ${dropped} gfns in all, exceeds the budget of ${FAULTLINE_MAX_DROPPED_GFNS} (FAULTLINE_MAX_DROPPED_GFNS)`,
+        "FL_ERR_BUDGET",
       );
     }
   });

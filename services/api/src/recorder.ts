@@ -17,6 +17,8 @@ export interface Recordable {
   error: RunRecord["error"];
   vcpus: RunRecord["vcpus"];
   result: Result | null;
+  /** DELETEd: a pending retry must not write it back */
+  deleted?: boolean;
 }
 
 export class RunRecorder {
@@ -55,14 +57,14 @@ export class RunRecorder {
    */
   async recordEnded(run: Recordable, onRecorded: () => void): Promise<boolean> {
     if (await this.#record(run)) return true;
-    const retry = setInterval(() => {
-      void this.#record(run).then((ok) => {
-        if (!ok) return;
-        clearInterval(retry);
-        onRecorded();
-      });
-    }, 5000);
-    retry.unref();
+    // one attempt at a time, the next 5 s after the last one ended; none once the run is deleted
+    const again = () => {
+      setTimeout(() => {
+        if (run.deleted) return;
+        void this.#record(run).then((ok) => (ok ? onRecorded() : again()));
+      }, 5000).unref();
+    };
+    again();
     return false;
   }
 

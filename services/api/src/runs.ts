@@ -37,6 +37,7 @@ export interface Run {
 
 interface Live extends Run {
   owners: Owners;
+  deleted?: boolean;
   /** the ended run is in the store (until then it stays in memory) */
   recorded?: boolean;
   cancelled: boolean;
@@ -128,7 +129,10 @@ export class RunManager {
       await live.done;
       return { id, status: live.status };
     }
-    if (live) await live.done; // ended, maybe not recorded yet: delete after it is, or it comes back
+    if (live) {
+      await live.done; // ended: its first record attempt is over
+      live.deleted = true; // and no retry may write it back
+    }
     this.#live.delete(id);
     if (!(await this.store.delete(id)) && !live) throw new NotFoundError("run", id);
     return { id, status: "deleted" };

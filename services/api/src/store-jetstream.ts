@@ -26,6 +26,11 @@ export interface JetStreamStoreOptions {
 /** Deletes in flight at once during a prune. */
 const PRUNE_BATCH = 16;
 
+/** A record longer than this keeps its scenario in the object store (a KV message must fit max_payload). */
+const SCENARIO_INLINE_MAX = 256 * 1024;
+const SCENARIO_REF = "$faultline.scenarioObject";
+const scenarioObject = (id: string) => `${id}.scenario`;
+
 export class JetStreamRunStore implements RunStore {
   readonly kind = "jetstream" as const;
   readonly #kv: KV;
@@ -35,6 +40,8 @@ export class JetStreamRunStore implements RunStore {
   readonly #log: Logger;
   readonly #maxRuns: number;
   readonly #index = new Map<string, RunRecord>();
+  /** runs whose scenario is in the object store */
+  readonly #offloaded = new Set<string>();
   #closed = false;
 
   private constructor(kv: KV, os: ObjectStore, jsm: JetStreamManager, o: JetStreamStoreOptions) {
@@ -64,12 +71,13 @@ export class JetStreamRunStore implements RunStore {
   /** Every key's last entry, in stream order; unreadable entries are skipped with a warn. */
   async #load(): Promise<void> {
     const it = await this.#kv.history();
+    const entries = new Map<string, Uint8Array>();
     for await (const e of it) {
-      if (e.operation !== "PUT") {
-        this.#index.delete(e.key);
-        continue;
-      }
-      const rec = parseRecord(e.key, e.value, this.#log);
+      if (e.operation !== "PUT") entries.delete(e.key);
+      else entries.set(e.key, e.value);
+    }
+    for (const [key, value] of entries) {
+      const rec = parseRecord(key, await this.#hydrate(key, value), this.#log);
       if (rec) this.#index.set(rec.id, rec);
     }
     this.#log.debug({ runs: this.#index.size }, "run store loaded");
@@ -82,7 +90,18 @@ export class JetStreamRunStore implements RunStore {
   async put(rec: RunRecord): Promise<void> {
     this.#open("put");
     const copy = structuredClone(checkRecord(rec));
-    await storeOp(`put ${rec.id}`, () => this.#kv.put(copy.id, JSON.stringify(copy)));
+    let json = JSON.stringify(copy);
+    if (json.length > SCENARIO_INLINE_MAX) {
+      // a big scenario (many drops, poison pages, signals) would not fit one KV message: it goes to the
+      // object store once, and the record points at it
+      const name = scenarioObject(copy.id);
+      if (!this.#offloaded.has(copy.id)) {
+        await storeOp(`put ${rec.id}`, () => this.#os.putBlob({ name }, new TextEncoder().encode(JSON.stringify(copy.scenario))));
+        this.#offloaded.add(copy.id);
+      }
+      json = JSON.stringify({ ...copy, scenario: { [SCENARIO_REF]: name } });
+    }
+    await storeOp(`put ${rec.id}`, () => this.#kv.put(copy.id, json));
     this.#index.set(copy.id, copy);
   }
 
@@ -91,7 +110,25 @@ export class JetStreamRunStore implements RunStore {
     if (!RUN_ID.test(id)) return null;
     const e = await storeOp(`get ${id}`, () => this.#kv.get(id));
     if (!e || e.operation !== "PUT") return null;
-    return parseRecord(id, e.value, this.#log);
+    return parseRecord(id, await this.#hydrate(id, e.value), this.#log);
+  }
+
+  /** The record's text with its scenario back in place when it was kept in the object store. */
+  async #hydrate(id: string, value: Uint8Array): Promise<string> {
+    const text = new TextDecoder().decode(value);
+    if (!text.includes(SCENARIO_REF)) return text;
+    try {
+      const raw = JSON.parse(text) as { scenario?: Record<string, unknown> };
+      const name = raw.scenario?.[SCENARIO_REF];
+      if (typeof name !== "string") return text;
+      const bytes = await this.#os.getBlob(name);
+      if (!bytes) return text; // parseRecord then skips it, with a warning
+      raw.scenario = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+      this.#offloaded.add(id);
+      return JSON.stringify(raw);
+    } catch {
+      return text;
+    }
   }
 
   async list(q: ListQuery): Promise<RunPage> {
@@ -124,14 +161,18 @@ export class JetStreamRunStore implements RunStore {
     this.#open("delete");
     if (!RUN_ID.test(id)) return false;
     const existed = this.#index.has(id) || (await this.get(id)) !== null;
+    if (!existed) return false; // a purge of a key that never was would leave a marker for ever
     await storeOp(`delete ${id}`, async () => {
       // the object store keeps a "deleted" meta entry per name: drop it too ($O.<store>.M.<name>, ADR-20)
-      if ((await this.#os.delete(id)).success) {
-        await this.#jsm.streams.purge(`OBJ_${this.#results}`, { filter: `$O.${this.#results}.M.${Base64UrlPaddedCodec.encode(id)}` });
+      for (const name of this.#offloaded.has(id) ? [id, scenarioObject(id)] : [id]) {
+        if ((await this.#os.delete(name)).success) {
+          await this.#jsm.streams.purge(`OBJ_${this.#results}`, { filter: `$O.${this.#results}.M.${Base64UrlPaddedCodec.encode(name)}` });
+        }
       }
       await this.#kv.purge(id);
     });
     this.#index.delete(id);
+    this.#offloaded.delete(id);
     return existed;
   }
 
