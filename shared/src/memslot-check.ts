@@ -15,7 +15,7 @@ import { PAGE_SIZE } from "./kernel.ts";
 import { parseSize } from "./scenario.ts";
 import type { Memslot, MemslotOp } from "./schemas/scenario.ts";
 
-import { KVM_MEM_MAX_NR_PAGES } from "./budget.ts";
+import { KVM_MEM_MAX_NR_PAGES, MAX_GPA } from "./budget.ts";
 
 /** One memslot as KVM keeps it: `base_gfn`, `npages`, KVM_MEM_READONLY. */
 export interface SlotLayout {
@@ -75,6 +75,8 @@ export function checkMemslotOpShape(op: MemslotOpInput, what: string, path: stri
   if (op.gpa !== undefined) {
     if (op.gpa % PAGE_SIZE !== 0) throw einval(what, `${path}/gpa`, `guest_phys_addr ${op.gpa} is not page aligned`);
     if (!Number.isSafeInteger(op.gpa + (bytes ?? 0))) throw einval(what, `${path}/gpa`, "guest_phys_addr + memory_size wraps");
+    // x86: base_gfn + npages - 1 > kvm_mmu_max_gfn() → -EINVAL (the same bound initial memslots get)
+    if (op.gpa + (bytes ?? 0) > MAX_GPA) throw einval(what, `${path}/gpa`, `guest_phys_addr + memory_size is beyond the guest's physical address space (${MAX_GPA})`);
   }
   return bytes;
 }

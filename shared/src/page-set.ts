@@ -129,6 +129,7 @@ export class PageSet implements Iterable<number> {
 
   /** The parts of the set's ranges that fall inside [start, end), ascending. */
   *rangesWithin(start: number, end: number): IterableIterator<GfnRange> {
+    if (end <= start) return;
     const before = this.#tree.getPairOrNextLower(start);
     if (before && before[0] < start && before[1] > start) yield [start, Math.min(before[1], end)];
     for (const [a, b] of this.#tree.entries(start)) {
