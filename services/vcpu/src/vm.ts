@@ -140,7 +140,10 @@ export class VcpuVm implements VmState {
     this.#stopProgress();
     this.#stopWindows();
     this.clock.cancelAll();
-    for (const v of this.vcpus) v.close();
+    for (const v of this.vcpus) {
+      v.accesses.cancelled = true; // a build still queued stops taking slices
+      v.close();
+    }
   }
 }
 

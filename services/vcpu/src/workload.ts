@@ -31,7 +31,13 @@ function pump(): void {
     pumping = false;
     return;
   }
-  if (next()) queue.shift();
+  let done = true;
+  try {
+    done = next();
+  } catch {
+    /* the slice's own build rejects its ready(); the queue goes on */
+  }
+  if (done) queue.shift();
   setImmediate(pump);
 }
 
@@ -67,6 +73,8 @@ export class Workload implements Iterable<Access> {
   #flags = new Uint8Array(0);
   #steps: Generator<void> | null;
   #ready: Promise<void> | null = null;
+  /** set when the VM is torn down: a queued build stops taking slices */
+  cancelled = false;
 
   constructor(s: Scenario, vcpu: number) {
     const per = s.workload.pagesPerVcpu;
@@ -83,9 +91,16 @@ export class Workload implements Iterable<Access> {
   /** Completes the build in slices, queued behind the builds asked for before it. */
   ready(): Promise<void> {
     if (this.#steps === null) return Promise.resolve();
-    this.#ready ??= new Promise<void>((resolve) =>
+    this.#ready ??= new Promise<void>((resolve, reject) =>
       schedule(() => {
-        if (this.#steps?.next().done) this.#steps = null;
+        if (this.cancelled) return true; // the VM was torn down: drop the rest of the build
+        try {
+          if (this.#steps?.next().done) this.#steps = null;
+        } catch (err) {
+          this.#steps = null;
+          reject(err);
+          return true;
+        }
         if (this.#steps === null) resolve(); // done here, or finished synchronously by an accessor
         return this.#steps === null;
       }),
