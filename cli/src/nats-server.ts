@@ -46,14 +46,16 @@ export interface NatsServerOptions {
 }
 
 /**
- * Waits for EOF on stdin (our death or our close), then TERM, up to 3 s, then KILL. An orphaned
- * server may stay a zombie (nobody reaps it), so where /proc exists a `Z` state counts as gone.
+ * Waits for EOF on stdin (our death or our close), then TERM, up to 3 s, then KILL, then removes the
+ * server's temp dir ($2: config, ports file, a default JetStream store). An orphaned server may stay a
+ * zombie (nobody reaps it), so where /proc exists a `Z` state counts as gone.
  */
 const WATCHDOG = [
   'up() { kill -0 "$1" 2>/dev/null || return 1; [ -r "/proc/$1/stat" ] || return 0; case "$(cut -d")" -f2 "/proc/$1/stat")" in " Z"*) return 1;; esac; }',
   'read _; kill -TERM "$1" 2>/dev/null; n=0',
   'while up "$1" && [ $n -lt 30 ]; do sleep 0.1; n=$((n+1)); done',
-  'if up "$1"; then kill -KILL "$1" 2>/dev/null; fi; exit 0',
+  'if up "$1"; then kill -KILL "$1" 2>/dev/null; fi',
+  'case "$2" in */faultline-nats-*) rm -rf "$2";; esac; exit 0',
 ].join("; ");
 
 export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsServer> {
@@ -70,7 +72,7 @@ export async function startNatsServer(o: NatsServerOptions = {}): Promise<NatsSe
   const child = spawn(o.bin ?? "nats-server", ["-c", join(dir, "server.conf")], { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let watchdog: ChildProcess | null = null;
   if ((o.watchdog ?? true) && child.pid) {
-    watchdog = spawn("sh", ["-c", WATCHDOG, "faultline-nats-watchdog", String(child.pid)], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+    watchdog = spawn("sh", ["-c", WATCHDOG, "faultline-nats-watchdog", String(child.pid), dir], { stdio: ["pipe", "ignore", "ignore"], detached: true });
     watchdog.on("error", () => undefined);
     watchdog.stdin?.on("error", () => undefined);
   }

@@ -146,7 +146,10 @@ export class Supervisor extends EventEmitter {
       if (!this.#stopping && e.child === child) this.#died(name, e, exit);
     };
     child.once("exit", (code, signal) => died(describeExit(code, signal)));
-    child.once("error", (err) => died(`spawn error: ${err.message}`));
+    // an "error" of a child that runs (a failed kill, a pipe error) is not its death: only a failed spawn is
+    child.on("error", (err) => {
+      if (child.pid === undefined) died(`spawn error: ${err.message}`);
+    });
     this.emit("spawn", name, child);
   }
 

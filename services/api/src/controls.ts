@@ -40,7 +40,7 @@ export function checkVcpus(sel: VcpuSelector, vcpus: number, path: string): void
 
 /** `POST /v1/runs/:id/signals`: unknown run 404, a vCPU the VM lacks 400, a run not running 409. */
 export async function sendSignal(runs: RunManager, id: string, body: { signal: SignalName; vcpus?: VcpuSelector | undefined }) {
-  const run = await runs.get(id);
+  const run = await runs.peek(id);
   const vcpus = body.vcpus ?? "all";
   checkVcpus(vcpus, run.scenario.vm.vcpus, "/body/vcpus");
   return runs.signal(id, vcpus, body.signal);
@@ -51,7 +51,7 @@ export async function sendSignal(runs: RunManager, id: string, body: { signal: S
  * `__kvm_set_memory_region` refuses 400 (-EINVAL) or 409 (-EEXIST) with `errno`; a run not running 409.
  */
 export async function memslotOp(runs: RunManager, id: string, body: Omit<MemslotOp, "atMs">) {
-  await runs.get(id);
+  await runs.peek(id);
   checkMemslotOpShape(body, "request", "/body");
   try {
     return await runs.memslot(id, { ...body, atMs: 0 });

@@ -90,6 +90,15 @@ export class RunManager {
     return { ...rec, vcpus: rec.vcpus as Run["vcpus"], result, done: Promise.resolve() };
   }
 
+  /** Like get, without reading the result (a control only needs the scenario and the status). */
+  async peek(id: string): Promise<Run> {
+    const live = this.#live.get(id);
+    if (live) return live;
+    const rec = await this.store.get(id);
+    if (!rec) throw new NotFoundError("run", id);
+    return { ...rec, vcpus: rec.vcpus as Run["vcpus"], result: null, done: Promise.resolve() };
+  }
+
   async list(q: { limit: number; cursor?: string; status?: RunStatus }): Promise<{ runs: Run[]; nextCursor: string | null }> {
     const page = await this.store.list(q);
     const runs = page.runs.map((rec) => this.#live.get(rec.id) ?? { ...rec, vcpus: rec.vcpus as Run["vcpus"], result: null, done: Promise.resolve() });
