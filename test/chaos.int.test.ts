@@ -9,11 +9,14 @@ import { startNatsServer, type NatsServer } from "../cli/src/index.ts";
 import { seedScenario, useTestStack, waitFor } from "./helpers/stack.ts";
 
 let nats: NatsServer;
+/** the killed server's handle: its temp dir holds the store the restarted one uses, removed last */
+let killed: NatsServer | null = null;
 beforeAll(async () => {
   nats = await startNatsServer({ jetstream: true });
 }, 60_000);
 afterAll(async () => {
   await nats?.stop();
+  await killed?.stop();
 });
 const LIVENESS_MS = 3000;
 const t = useTestStack({ natsUrl: () => nats.url, env: { FAULTLINE_LIVENESS_MS: String(LIVENESS_MS) } });
@@ -73,6 +76,7 @@ describe("chaos", () => {
     await waitFor(t.api, run.id, (r) => r.status === "running" && r.vcpus.every((v) => v.pagesTouched > 300), "making progress");
     const { port, storeDir } = nats;
     await nats.kill("SIGKILL");
+    killed = nats;
     await sleep(6000); // longer than the lease (5 s) and the liveness bound (3 s): nobody may be judged meanwhile
     nats = await startNatsServer({ jetstream: true, port, ...(storeDir ? { storeDir } : {}) });
     const end = await t.api.waitRun(run.id);
