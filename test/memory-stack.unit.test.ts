@@ -7,8 +7,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Result } from "../shared/src/index.ts";
 import { completed, startMemoryStack, type MemoryStack } from "./helpers/memory-stack.ts";
 import { seedScenario } from "./helpers/stack.ts";
+import { STALL_END_MS, expectPre62, planned } from "./helpers/seed-expect.ts";
 
-const planned = (r: Result, vcpu: number) => r.vcpus[vcpu]!.signals.find((s) => s.source === "plan")!;
 
 /**
  * The seed scenario with its stall moved from 100 ms to 0 ms (same end, 2100 ms). In one process a
@@ -16,7 +16,6 @@ const planned = (r: Result, vcpu: number) => r.vcpus[vcpu]!.signals.find((s) => 
  * SIGUSR1 at 400 ms would find a halted vCPU: from 0 ms every vCPU is blocked on its first page
  * whatever the machine's speed.
  */
-const STALL_END_MS = 2100;
 const seed = (over: Record<string, unknown> = {}) => seedScenario({ pager: { latency: { us: 200 }, stalls: [{ atMs: 0, forMs: STALL_END_MS }] }, ...over });
 
 let stack: MemoryStack | null = null;
@@ -47,14 +46,7 @@ describe("memory stack", () => {
   it("memory stack - seed pre-6.2: SIGUSR1 is ignored during the stall and exits by the pre-entry check after the page arrives", { timeout: 60_000 }, async () => {
     stack = await startMemoryStack();
     const r = completed(await stack.run(seed({ kernel: { profile: "pre-6.2" } })));
-    for (const v of r.vcpus) {
-      const s = planned(r, v.id);
-      expect(s).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "pre-entry-check" });
-      expect(s.sentAtMs + s.latencyUs! / 1000).toBeGreaterThanOrEqual(STALL_END_MS - 5);
-      expect(v.state).toBe("done");
-    }
-    expect(r.pause!.completedAtMs!).toBeGreaterThanOrEqual(STALL_END_MS - 5);
-    expect(r.demandPaging.allDone).toBe(true);
+    expectPre62(r);
   });
 
   it("memory stack - SIGKILL during the stall kills every vCPU of the VM without waiting for the page", { timeout: 60_000 }, async () => {

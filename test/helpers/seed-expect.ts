@@ -1,0 +1,21 @@
+/** What the seed scenario must show, whatever carries it (NATS or the in-memory bus). */
+import { expect } from "vitest";
+import type { Result } from "../../shared/src/index.ts";
+
+/** The page source is silent until then (the seed's stall ends at 2100 ms). */
+export const STALL_END_MS = 2100;
+
+/** The signal the scenario planned for `vcpu`. */
+export const planned = (r: Result, vcpu: number) => r.vcpus[vcpu]!.signals.find((s) => s.source === "plan")!;
+
+/** pre-6.2: SIGUSR1 waits for the page (TASK_KILLABLE), leaves by the pre-entry check, and so does the pause. */
+export function expectPre62(r: Result): void {
+  for (const v of r.vcpus) {
+    const s = planned(r, v.id);
+    expect(s).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "pre-entry-check" });
+    expect(s.sentAtMs + s.latencyUs! / 1000).toBeGreaterThanOrEqual(STALL_END_MS - 5);
+    expect(v.state).toBe("done");
+  }
+  expect(r.pause!.completedAtMs!).toBeGreaterThanOrEqual(STALL_END_MS - 5);
+  expect(r.demandPaging.allDone).toBe(true);
+}
