@@ -72,4 +72,16 @@ describe("memory stack", () => {
     expect(r.result!.partial).toBe(true);
     for (const svc of ["vcpu", "mmu", "signals"] as const) expect(stack.services[svc].vms()).toBe(0);
   });
+
+  it("memory stack - runs in progress are bounded together: one more over the budget is FL_ERR_BUSY (429) until one ends", { timeout: 60_000 }, async () => {
+    stack = await startMemoryStack({ maxActiveAccesses: 1000 });
+    const long = seed({ name: "holds-600", vm: { vcpus: 2 }, workload: { pagesPerVcpu: 300 }, signals: [], vmm: {}, durationMs: 20_000 });
+    const first = stack.runs.start(long);
+    expect(() => stack!.runs.start(seed({ name: "needs-600", vm: { vcpus: 2 }, workload: { pagesPerVcpu: 300 }, signals: [], vmm: {} })))
+      .toThrow(expect.objectContaining({ code: "FL_ERR_BUSY", status: 429 }));
+    await stack.runs.remove(first.id); // cancel it: the budget is free again
+    const next = stack.runs.start(seed({ name: "fits-now", vm: { vcpus: 2 }, workload: { pagesPerVcpu: 300 }, signals: [], vmm: {}, pager: { latency: { us: 0 } } }));
+    await next.done;
+    expect((await stack.runs.get(next.id)).status).toBe("completed");
+  });
 });

@@ -37,6 +37,7 @@ export const ERROR_CATALOGUE = {
   FL_ERR_NO_RESPONDERS: { status: 503, title: "no service listens on the NATS subject (is it running?)" },
   FL_ERR_SERVICE_LOST: { status: 503, title: "a service holding the run's VM stopped heartbeating (dead, wedged or unreachable); the run ends `aborted` and `error.service` names it" },
   FL_ERR_CLOSED: { status: 503, title: "the NATS connection of the caller is closed" },
+  FL_ERR_BUSY: { status: 429, title: "the runs in progress already hold the stack's budget of accesses; retry when one ends" },
   FL_ERR_TESTBED: { status: 503, title: "a request the model needed ran out of time after its retries: the run ends `aborted`, `error.service` names the service it went to" },
   FL_ERR_PAYLOAD: { status: 400, title: "a chunked NATS payload was malformed or incomplete" },
   FL_ERR_STACK_START: { status: 503, title: "the local stack could not start (a service died or was not ready in time)" },
@@ -184,6 +185,14 @@ export class ClosedConnectionError extends FaultlineError {
   constructor(subject: string, cause?: unknown) {
     super("FL_ERR_CLOSED", `NATS connection closed (request on ${subject})`, cause);
     this.name = "ClosedConnectionError";
+  }
+}
+
+/** The stack is running as much as its budget allows: try again when a run ends. */
+export class BusyError extends FaultlineError {
+  constructor(message: string) {
+    super("FL_ERR_BUSY", message);
+    this.name = "BusyError";
   }
 }
 

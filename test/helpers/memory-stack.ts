@@ -21,6 +21,8 @@ export interface MemoryStackOptions {
   leaseMs?: number;
   /** @default 5000 */
   rpcTimeoutMs?: number;
+  /** accesses all runs in progress may hold at once. @default FAULTLINE_MAX_ACCESSES */
+  maxActiveAccesses?: number;
 }
 
 export interface MemoryStack {
@@ -60,6 +62,7 @@ export async function startMemoryStack(o: MemoryStackOptions = {}): Promise<Memo
     livenessMs: o.livenessMs ?? base.FAULTLINE_LIVENESS_MS,
     leaseMs: o.leaseMs ?? base.FAULTLINE_LEASE_MS,
     store: new MemoryRunStore(100),
+    ...(o.maxActiveAccesses !== undefined ? { maxActiveAccesses: o.maxActiveAccesses } : {}),
   });
   await runs.recover();
   let stopped = false;

@@ -52,7 +52,7 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 const RunList = Type.Object({ runs: Type.Array(Type.Omit(RunView, ["result"])), nextCursor: Type.Union([Type.String(), Type.Null()]) });
-const errs = { 400: Type.Ref("Error"), 404: Type.Ref("Error"), 409: Type.Ref("Error"), 503: Type.Ref("Error"), 504: Type.Ref("Error") };
+const errs = { 400: Type.Ref("Error"), 404: Type.Ref("Error"), 409: Type.Ref("Error"), 429: Type.Ref("Error"), 503: Type.Ref("Error"), 504: Type.Ref("Error") };
 
 function view(r: Run) {
   const ended = r.endedAt !== null ? Date.parse(r.endedAt) : null;
