@@ -263,8 +263,11 @@ export async function runProcess(
   });
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   watchParent((why) => {
-    log.warn({ why }, "parent gone; exiting");
-    process.exit(1);
+    // the launcher is gone, and its end of our stdout/stderr pipes with it: nobody reads a log line
+    // now, and exit handlers (a logger flushing into a dead pipe) could hold the process, so it ends
+    // at once; its VMs' leases lapse on the other services
+    void why;
+    process.kill(process.pid, "SIGKILL");
   });
   const nc = await connectNats({ servers: config.NATS_URL, name: connectionName(name, config.FAULTLINE_INSTANCE), waitForServer: true });
   const bus = new NatsBus(nc);
