@@ -23,7 +23,7 @@ export { applyMemslotChange, checkMemslotOp, checkMemslotOpShape, layoutOf, simu
 export type { MemslotChange, MemslotOpInput, SlotLayout } from "./memslot-check.ts";
 export { loadConfig, ConfigSchema, CONFIG_ENV, type Config } from "./config.ts";
 export { createLogger, type Logger } from "./log.ts";
-export { RunClock, epochMs, sleepPrecise, ModelledLock } from "./clock.ts";
+export { RunClock, ManualClock, clock, setClock, realClock, epochMs, sleepPrecise, ModelledLock, type Clock, type ClockTimer } from "./clock.ts";
 export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
 export { runService, runProcess, hostService, defineService, endpoint, HEARTBEAT_MS, type ServiceContext, type ServiceDefinition, type VmContext, type VmState, type Endpoint, type HostedService } from "./service.ts";

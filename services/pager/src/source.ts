@@ -4,10 +4,11 @@
  * made during a stall, or whose answer falls due during one, is re-sent when the stall ends and
  * then takes the full delay again.
  *
- * Delays of 2 ms and more use timers; shorter ones are polled on `setImmediate`, because Node's
+ * Time is the model clock (`clock()`, a test's ManualClock or real time). Delays of 2 ms and more use
+ * timers; shorter ones are polled on the next turn (`clock().soon`), because Node's
  * timers have 1 ms granularity and would turn a 200 µs page-in into >= 1 ms.
  */
-import { epochMs } from "@faultline/shared";
+import { clock, epochMs } from "@faultline/shared";
 
 interface Due {
   at: number;
@@ -61,7 +62,7 @@ export class PageSource {
     if (this.#stalled) return void this.#deferred.push(d);
     d.at = epochMs() + this.#latencyMs;
     if (this.#latencyMs >= 2) {
-      setTimeout(() => this.#deliver(d), this.#latencyMs);
+      clock().setTimeout(() => this.#deliver(d), this.#latencyMs);
       return;
     }
     this.#due.push(d);
@@ -83,9 +84,9 @@ export class PageSource {
       const ready = this.#due.filter((d) => d.at <= now);
       if (ready.length) this.#due = this.#due.filter((d) => d.at > now);
       for (const d of ready) this.#deliver(d);
-      if (this.#due.length && !this.#closed) setImmediate(tick);
+      if (this.#due.length && !this.#closed) clock().soon(tick);
       else this.#polling = false;
     };
-    setImmediate(tick);
+    clock().soon(tick);
   }
 }
