@@ -249,6 +249,16 @@ export interface ServiceContext {
   config: Config;
 }
 
+/**
+ * Ends the process at once. Not `process.exit`: on Node 20 with tsx's module hooks an exit was seen to
+ * hang for good (the main thread asleep on a futex, joining the hooks worker), leaving a service that
+ * neither runs nor dies, so no supervisor restarts it. A SIGKILL cannot hang; the supervisor sees it.
+ */
+function die(): never {
+  process.kill(process.pid, "SIGKILL");
+  throw new Error("unreachable");
+}
+
 /** Process scaffolding shared by every service (and the api): config, logger, NATS, ping, clean exit. */
 export async function runProcess(
   name: ServiceName,
@@ -259,19 +269,25 @@ export async function runProcess(
   const log = createLogger(name, config);
   process.on("uncaughtException", (err) => {
     log.fatal({ err }, "uncaught exception");
-    process.exit(1);
+    die();
   });
   process.on("unhandledRejection", (err) => log.error({ err }, "unhandled rejection"));
   watchParent((why) => {
-    // the launcher is gone, and its end of our stdout/stderr pipes with it: nobody reads a log line
-    // now, and exit handlers (a logger flushing into a dead pipe) could hold the process, so it ends
-    // at once; its VMs' leases lapse on the other services
+    // the launcher is gone, and its end of our stdout/stderr pipes with it: nobody reads a log line now;
+    // its VMs' leases lapse on the other services
     void why;
-    process.kill(process.pid, "SIGKILL");
+    die();
   });
   const nc = await connectNats({ servers: config.NATS_URL, name: connectionName(name, config.FAULTLINE_INSTANCE), waitForServer: true });
   const bus = new NatsBus(nc);
-  const svc = await start({ name, nc, bus, log, config });
+  let svc: Awaited<ReturnType<typeof start>>;
+  try {
+    svc = await start({ name, nc, bus, log, config });
+  } catch (err) {
+    // a start-up failure (a port taken, a bad configuration) is an exit code the launcher reports
+    log.fatal({ err }, "start-up failed");
+    process.exit(1);
+  }
   if (o.ping) servePing(bus, name, config.FAULTLINE_INSTANCE, svc.vms);
   await nc.flush();
   log.info({ nats: nc.getServer(), instance: config.FAULTLINE_INSTANCE }, "service ready");
@@ -289,7 +305,7 @@ export async function runProcess(
   void nc.closed().then((err) => {
     if (!stopping) {
       log.fatal({ err }, "NATS connection closed");
-      process.exit(1);
+      die();
     }
   });
 }
