@@ -5,7 +5,7 @@
  * down). While the api's own connection is down nobody can be judged; after it comes back every
  * instance gets a fresh bound.
  */
-import { HEARTBEAT_MS, HeartbeatMsg, type Bus, type BusSubscription, type Logger } from "@faultline/shared";
+import { HEARTBEAT_MS, HeartbeatMsg, type Bus, type BusSubscription, type Logger, type TestbedMonitor } from "@faultline/shared";
 
 interface Beat {
   service: string;
@@ -25,49 +25,35 @@ export class Liveness {
   readonly #beats = new Map<string, Beat>();
   readonly #sub: BusSubscription;
   readonly boundMs: number;
-  #connected = true;
-  get connected(): boolean {
-    return this.#connected;
-  }
-  /** Nobody is judged on silence before now (the api itself was stalled). */
-  grace(): void {
-    this.#graceFrom = performance.now();
-  }
+  /** the api's own connection state and outages, as its testbed monitor sees them */
+  readonly #monitor: TestbedMonitor;
+  readonly #stopGrace: () => void;
   #graceFrom = 0;
-  /** the api's own connection events, for the runs' incident records */
-  onConnection: (kind: "nats-disconnect" | "nats-reconnect", detail: string, downMs?: number) => void = () => undefined;
 
-  constructor(bus: Bus, log: Logger, boundMs: number) {
+  constructor(bus: Bus, log: Logger, boundMs: number, monitor: TestbedMonitor) {
     this.boundMs = boundMs;
+    this.#monitor = monitor;
     this.#sub = bus.listen(log, "fl.hb.*", HeartbeatMsg, (m) => {
       const now = performance.now();
       this.#beats.set(m.instance, { service: m.service, seen: now, vms: new Set(m.vms) });
       // forget instances silent for a minute (restarted services get new ids)
       if (this.#beats.size > 64) for (const [k, b] of this.#beats) if (now - b.seen > 60_000) this.#beats.delete(k);
     });
-    void (async () => {
-      let downAt = 0;
-      for await (const s of bus.status()) {
-        if (s.type === "disconnect") {
-          this.#connected = false;
-          downAt = performance.now();
-          log.warn({ server: s.server }, "NATS disconnected: liveness judgement suspended");
-          this.onConnection("nats-disconnect", `api lost ${s.server}`);
-        }
-        if (s.type === "reconnect") {
-          this.#connected = true;
-          this.#graceFrom = performance.now();
-          const d = this.#graceFrom - downAt;
-          log.warn({ server: s.server, downMs: Math.round(d) }, "NATS reconnected");
-          this.onConnection("nats-reconnect", `api back on ${s.server} after ${Math.round(d)} ms`, d);
-        }
-      }
-    })();
+    this.#stopGrace = monitor.onReconnect(() => this.grace());
+  }
+
+  get connected(): boolean {
+    return this.#monitor.connected;
+  }
+
+  /** Nobody is judged on silence before now (the api was stalled, or just reconnected). */
+  grace(): void {
+    this.#graceFrom = performance.now();
   }
 
   /** Why `owner` counts as lost for `vm`, or null while it is alive (or while we cannot tell). */
   lost(owner: Owner, vm: string): string | null {
-    if (!this.#connected) return null;
+    if (!this.connected) return null;
     const now = performance.now();
     const from = Math.max(owner.since, this.#graceFrom);
     const b = this.#beats.get(owner.instance);
@@ -80,5 +66,6 @@ export class Liveness {
 
   close(): void {
     this.#sub.unsubscribe();
+    this.#stopGrace();
   }
 }

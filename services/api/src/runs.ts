@@ -72,8 +72,8 @@ export class RunManager {
     this.#log = log;
     this.#o = o;
     this.store = o.store;
-    this.#liveness = new Liveness(bus, log, o.livenessMs);
     this.#monitor = new TestbedMonitor("api", o.instance, log).start(bus);
+    this.#liveness = new Liveness(bus, log, o.livenessMs, this.#monitor);
     this.#recorder = new RunRecorder(bus, log, o.store, o.instance);
   }
 
@@ -300,11 +300,6 @@ export class RunManager {
   async drop(id: string, gfns: number[]) {
     const r = this.#running(id);
     return this.#bus.request(subjects.drop(r.id), { vm: r.id, trace: `${r.id}.api`, gfns }, DropReply, { timeoutMs: this.#o.rpcTimeoutMs });
-  }
-
-  /** the scenario of a running run (for validating controls) */
-  scenarioOf(id: string): Scenario {
-    return this.#running(id).scenario;
   }
 
   /** The api is stopping: cancel what it drives and wait (bounded) for the runs to be recorded. */
