@@ -198,9 +198,8 @@ export function hostService<V extends VmState>(def: ServiceDefinition<V>, bus: B
 
   // after a reconnect, messages published while we were away may be lost, ours and theirs: re-publish
   // ours and ask the VM's other owners for theirs, now and again shortly after (the peers reconnect on
-  // their own schedule); leases restart from now
+  // their own schedule). The leases were held meanwhile by the heartbeat tick (`!monitor.connected`).
   monitor.onReconnect(() => {
-    for (const h of held.values()) h.leaseUntil = performance.now() + h.leaseMs;
     for (const delay of [0, 1000, 3000]) {
       setTimeout(() => {
         for (const [vm, h] of held) {
