@@ -22,20 +22,15 @@ export class VcpuVm implements VmState {
     const faultTimeoutMs = s.durationMs + 30_000; // a fault may block for the whole run
     // each vCPU thread is one idempotent request stream: a request re-sent across a reconnect runs once
     const streams = Array.from({ length: s.vm.vcpus }, (_, i) => new ReqStream(`${ctx.instance}.${vm}.vcpu${i}`));
-    const rq = <T>(vcpu: number, f: (stream: ReqStream, trace: string) => Promise<T>, kind: string) => {
-      const st = streams[vcpu]!;
-      return f(st, `${vm}.${vcpu}.${kind}`);
-    };
+    // the vCPU thread's request: its own stream, a trace naming the vCPU and the kind, the VM's teardown signal
+    const call = <R extends Parameters<Bus["request"]>[2]>(vcpu: number, kind: string, subject: string, body: object, reply: R) =>
+      bus.request(subject, { vm, trace: `${vm}.${vcpu}.${kind}`, vcpu, ...body }, reply, { timeoutMs: faultTimeoutMs, stream: streams[vcpu]!, signal: ctx.signal });
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
-      fault: (vcpu, gfn, write, site) =>
-        rq(vcpu, (stream, trace) => bus.request(subjects.fault(vm), { vm, trace, vcpu, gfn, write, site }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "f"),
-      dequeue: async (vcpu, atMs, outcome, via) =>
-        void (await rq(vcpu, (stream, trace) => bus.request(subjects.dequeue(vm), { vm, trace, vcpu, atMs, outcome, via }, DequeueReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "d")),
-      apfReady: (vcpu, gfn, token) =>
-        rq(vcpu, (stream, trace) => bus.request(subjects.apfReady(vm), { vm, trace, vcpu, gfn, token }, FaultReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "a"),
-      resolve: (vcpu, gfn) =>
-        rq(vcpu, (stream, trace) => bus.request(subjects.resolve(vm), { vm, trace, vcpu, gfn }, ResolveReply, { timeoutMs: faultTimeoutMs, stream, signal: ctx.signal }), "r"),
+      fault: (vcpu, gfn, write, site) => call(vcpu, "f", subjects.fault(vm), { gfn, write, site }, FaultReply),
+      dequeue: async (vcpu, atMs, outcome, via) => void (await call(vcpu, "d", subjects.dequeue(vm), { atMs, outcome, via }, DequeueReply)),
+      apfReady: (vcpu, gfn, token) => call(vcpu, "a", subjects.apfReady(vm), { gfn, token }, FaultReply),
+      resolve: (vcpu, gfn) => call(vcpu, "r", subjects.resolve(vm), { gfn }, ResolveReply),
       state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
       // only the stalls of the services that hold this VM (another stack on the same NATS is not this run)
       testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners)),
