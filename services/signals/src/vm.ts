@@ -21,7 +21,7 @@ export class VmSignals implements VmState {
     const { bus, vm, scenario } = ctx;
     this.#stalled = (from, to) => ctx.monitor?.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners ?? {})) ?? false;
     // the VMM's stop/cont outlive a NATS outage: a dead vcpu service is caught by liveness, not by a deadline
-    const rpcTimeoutMs = Math.max(ctx.config.FAULTLINE_RPC_TIMEOUT_MS, scenario.durationMs + 30_000);
+    const vmm = { timeoutMs: Math.max(ctx.config.FAULTLINE_RPC_TIMEOUT_MS, scenario.durationMs + 30_000), ...(ctx.signal ? { signal: ctx.signal } : {}) };
     this.#bus = bus;
     this.#vm = vm;
     this.clock = new RunClock();
@@ -30,8 +30,8 @@ export class VmSignals implements VmState {
     const body = () => ({ vm, trace: this.#nextTrace("stop") });
     this.pause = new PauseController(n, scenario.vmm.rekickMs, {
       now: () => this.clock.now(),
-      stopAll: async () => void (await bus.request(subjects.stop(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
-      contAll: async () => void (await bus.request(subjects.cont(vm), body(), StopReply, { timeoutMs: rpcTimeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}) })),
+      stopAll: async () => void (await bus.request(subjects.stop(vm), body(), StopReply, vmm)),
+      contAll: async () => void (await bus.request(subjects.cont(vm), body(), StopReply, vmm)),
       kick: (vcpus) => void this.send(vcpus, SIG_IPI, "pause-kick"),
       every: (ms, fn) => this.clock.every(ms, fn),
     });
