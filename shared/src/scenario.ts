@@ -55,7 +55,7 @@ export function parseScenario(doc: unknown): Scenario {
     throw new ValidationError("scenario", "/pager/mode", "wp mode is modelled with the merged profiles only");
   }
   if (s.kernel.asyncPf && s.kernel.profile === "kvm-userfault") {
-    throw new ValidationError("scenario", "/kernel/asyncPf", "KVM Userfault is not compatible with async page faults (kernel-reference §5.3)");
+    throw new ValidationError("scenario", "/kernel/asyncPf", "KVM Userfault is not compatible with async page faults (the KVM_MEM_USERFAULT series refuses the combination)");
   }
   if (s.kernel.asyncPf && s.kernel.profile === "exit-on-missing") {
     throw new ValidationError("scenario", "/kernel/asyncPf", "exit-on-missing exits on a miss instead of taking an async page fault");
