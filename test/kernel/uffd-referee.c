@@ -208,6 +208,7 @@ static void signal_run(enum kind k, struct measure *m) {
   pthread_create(&R.pager, NULL, pager, NULL);
   pthread_create(&R.worker, NULL, worker, NULL);
   sleep_ms(PRE_MS);
+  for (int i = 0; i < 100 && !atomic_load(&R.events); i++) sleep_ms(10); /* the wait has begun */
   int tid = atomic_load(&R.tid);
   long ev0 = atomic_load(&R.events);
   double cpu0 = thread_cpu_ms(R.worker), t0 = now_ms();
