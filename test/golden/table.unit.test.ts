@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CASES } from "./cases.ts";
+import { ROWS } from "./rows.ts";
 import { renderTable } from "./table.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -21,5 +22,14 @@ describe("golden table", () => {
       expect(existsSync(join(ROOT, m![1]!)), `${c.id}: ${m![1]} does not exist`).toBe(true);
     }
     expect(new Set(CASES.map((c) => c.id)).size).toBe(CASES.length);
+  });
+
+  it("golden table - every golden row cites kernel or QEMU functions and docs/ pages that exist", () => {
+    for (const r of ROWS) {
+      expect(r.cite, r.id).toMatch(/`[^`]+`/);
+      const pages = [...r.cite.matchAll(/docs\/[a-z0-9-]+\.md/g)].map((m) => m[0]);
+      expect(pages.length, `${r.id}: no docs/ page in "${r.cite}"`).toBeGreaterThan(0);
+      for (const page of pages) expect(existsSync(join(ROOT, page)), `${r.id}: ${page} does not exist`).toBe(true);
+    }
   });
 });
