@@ -1,5 +1,5 @@
 /**
- * kernel-reference §5.3 (James Houghton's v1 table: single uffd, MISSING vs KVM Userfault): with many
+ * James Houghton's KVM Userfault cover letter (v1 table: single uffd, MISSING vs KVM Userfault; docs/profiles.md): with many
  * vCPUs on one uffd, KVM Userfault demand-pages faster, because stage-2 faults never queue on the
  * uffd's wait queues. In Faultline that gap comes from the wait-queue contention model
  * (pager.uffd.waitQueue), whose costs are parameters; without it the designs run about even.

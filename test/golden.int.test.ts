@@ -1,7 +1,7 @@
 /**
  * The golden suite: each case of test/golden/cases.ts on the real services, twice: SIGUSR1 at 300 ms
  * then pause_all_vcpus at 350 ms, and SIGKILL at 300 ms, both inside a stall that outlasts the run. The
- * expectations and their kernel-reference citations live in the cases.
+ * expectations and their citations (kernel functions, docs/ pages) live in the cases.
  */
 import { describe, expect, it } from "vitest";
 import { parseScenario, type Result } from "../shared/src/index.ts";

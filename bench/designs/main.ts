@@ -1,5 +1,5 @@
 /**
- * Demand-paging rate of the fault-handling designs with many vCPUs (kernel-reference §5.2, §5.3):
+ * Demand-paging rate of the fault-handling designs with many vCPUs (docs/profiles.md):
  * plain MISSING on one uffd for all vCPUs, MISSING with one uffd per vCPU, and the proposed
  * `kvm-userfault` and `exit-on-missing`, each with the uffd wait-queue contention model off and on.
  *

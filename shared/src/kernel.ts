@@ -31,7 +31,7 @@ export type RetPfName = keyof typeof RET_PF;
 export const WAIT_STATES = ["TASK_INTERRUPTIBLE", "TASK_KILLABLE", "SPINNING"] as const;
 export type WaitState = (typeof WAIT_STATES)[number];
 
-/** Kernel profiles (model.md §5): three merged behaviours and two proposed designs. */
+/** Kernel profiles (docs/profiles.md): three merged behaviours and two proposed designs. */
 export const MERGED_PROFILES = ["pre-6.2", "6.2", "6.13"] as const;
 export const PROPOSED_PROFILES = ["exit-on-missing", "kvm-userfault"] as const;
 export const PROFILES = [...MERGED_PROFILES, ...PROPOSED_PROFILES] as const;
@@ -41,7 +41,7 @@ export type Profile = (typeof PROFILES)[number];
  * Proposed designs that turn a stage-2 miss into `KVM_EXIT_MEMORY_FAULT` instead of sleeping in uffd:
  * Anish Moorthy's `KVM_MEM_EXIT_ON_MISSING` (fast GUP only, exit on a miss) and James Houghton's
  * `KVM_MEM_USERFAULT` (a bitmap tested before GUP). Both build on 6.13; KVM's own accesses (emulation,
- * `kvm_vcpu_map`, pfn caches) still go through userfaultfd (kernel-reference §5.2, §5.3).
+ * `kvm_vcpu_map`, pfn caches) still go through userfaultfd (docs/profiles.md).
  */
 export function exitsOnMissing(profile: Profile): boolean {
   return profile === "exit-on-missing" || profile === "kvm-userfault";
@@ -60,7 +60,7 @@ export function follInterruptible(profile: Profile): boolean {
 }
 
 /**
- * Where a guest access meets a missing page (model.md §3, kernel-reference §4):
+ * Where a guest access meets a missing page (docs/faults.md, "The sites and their wait states"):
  * - `tdp`: a stage-2 (EPT/NPT) violation, `kvm_mmu_page_fault` → the two-attempt fault-in;
  * - `emulated`: KVM reads guest memory itself (`kvm_read_guest` → `__copy_from_user`), a kernel-mode
  *   fault that wakes on a signal but only aborts on a fatal one, so it busy-loops (SPINNING);
@@ -70,7 +70,7 @@ export function follInterruptible(profile: Profile): boolean {
 export const SITES = ["tdp", "emulated", "nested-map", "pfn-cache"] as const;
 export type Site = (typeof SITES)[number];
 
-/** Signals Faultline can send. `fatal` = SIGKILL or a default-terminate signal with no handler (model.md §3). */
+/** Signals Faultline can send. `fatal` = SIGKILL or a default-terminate signal with no handler (`complete_signal`, docs/signals.md). */
 export const SIGNALS = {
   SIGINT: { signo: 2, fatalWithoutHandler: true },
   SIGTRAP: { signo: 5, fatalWithoutHandler: true },

@@ -25,7 +25,7 @@ describe("scenario", () => {
     });
   });
 
-  it("scenario - the model.md §7 example parses from YAML", () => {
+  it("scenario - the documented example scenario parses from YAML", () => {
     const s = parseScenarioText(`
 name: postcopy-stall-sigusr1
 seed: 1

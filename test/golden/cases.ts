@@ -1,6 +1,7 @@
 /**
  * The golden suite's cases. Each names a kernel path and what the kernel does there with SIGUSR1
- * and SIGKILL, derived from kernel-reference.md (cited), never from what Faultline prints. The
+ * and SIGKILL, derived from the kernel source (`cite`: the kernel or QEMU functions, and the docs/
+ * page that explains them), never from what Faultline prints. The
  * suite (golden.int.test.ts) runs each case on the real services; the README's table is rendered
  * from these expectations (table.ts), and a test keeps the two in step.
  *
@@ -25,13 +26,14 @@ export interface GoldenCase {
   path: string;
   /** where the vCPU task waits (blocking state or what stands for it) */
   waits: string;
+  /** "<kernel/QEMU function(s)> (docs/<page>.md)": where the expectation comes from, and the page that explains it */
   cite: string;
   scenario: Record<string, unknown>;
   usr1: Usr1;
   /** how an "exits-at-once" vCPU got out: woken in gup, or out of a halt (async PF) */
   via?: "gup-eintr" | "halt-wakeup";
   pauseCompletes: boolean;
-  /** extra checks on the SIGUSR1 run, each derived from the cited section */
+  /** extra checks on the SIGUSR1 run, each derived from the cited kernel functions */
   check?: (r: Result) => void;
   checkNote?: string;
 }
@@ -48,32 +50,32 @@ const base = (over: { kernel?: object; vm?: object; pager?: object; workload?: o
 export const CASES: GoldenCase[] = [
   {
     id: "tdp-6.2", path: "`tdp` slow fault, 6.2", waits: "TASK_INTERRUPTIBLE (FOLL_INTERRUPTIBLE)",
-    cite: "kernel-reference §3.2 table (attempt 2, >=6.2: woken by a non-fatal signal, returns -EINTR); §1.6 (KVM_PFN_ERR_SIGPENDING → KVM_EXIT_INTR, signal_exits++)",
+    cite: "`__kvm_mmu_faultin_pfn` (FOLL_INTERRUPTIBLE), `gup_signal_pending`, `kvm_handle_signal_exit` (docs/signals.md)",
     scenario: base({ kernel: { profile: "6.2" } }), usr1: "exits-at-once", via: "gup-eintr", pauseCompletes: true,
   },
   {
     id: "tdp-6.13", path: "`tdp` slow fault, 6.13", waits: "TASK_INTERRUPTIBLE (FOLL_INTERRUPTIBLE)",
-    cite: "kernel-reference §1.3 (attempt 2: foll |= FOLL_INTERRUPTIBLE); §1.4 (-EINTR or -EAGAIN → KVM_PFN_ERR_SIGPENDING)",
+    cite: "`__kvm_mmu_faultin_pfn` → `kvm_follow_pfn`, `kvm_handle_error_pfn` (docs/profiles.md)",
     scenario: base({}), usr1: "exits-at-once", via: "gup-eintr", pauseCompletes: true,
   },
   {
     id: "tdp-pre-6.2", path: "`tdp` slow fault, before 6.2", waits: "TASK_KILLABLE",
-    cite: "kernel-reference §1.3 (before the series attempt 2 was non-interruptible); §3.2 table (<6.2: SIGKILL only)",
+    cite: "`__gfn_to_pfn_memslot` without FOLL_INTERRUPTIBLE, `handle_userfault` (docs/profiles.md)",
     scenario: base({ kernel: { profile: "pre-6.2" } }), usr1: "ignored-blocked", pauseCompletes: false,
   },
   {
     id: "nested-map", path: "`kvm_vcpu_map` (vmcs12 pages)", waits: "TASK_KILLABLE",
-    cite: "kernel-reference §4 (kvm_vcpu_map: no FOLL_INTERRUPTIBLE, SIGPENDING → -EINVAL); §3.2 table (kvm_vcpu_map: SIGKILL only)",
+    cite: "`nested_get_vmcs12_pages` → `kvm_vcpu_map` (docs/faults.md)",
     scenario: base({ workload: { site: "nested-map" } }), usr1: "ignored-blocked", pauseCompletes: false,
   },
   {
     id: "pfn-cache", path: "`gfn_to_pfn_cache` refresh", waits: "TASK_KILLABLE",
-    cite: "kernel-reference §4 (hva_to_pfn_retry: FOLL_WRITE only, TASK_KILLABLE, error → -EFAULT)",
+    cite: "`hva_to_pfn_retry`, `kvm_gpc_refresh` (docs/faults.md)",
     scenario: base({ workload: { site: "pfn-cache" } }), usr1: "ignored-blocked", pauseCompletes: false,
   },
   {
     id: "emulated", path: "emulated access (`kvm_read_guest` → `__copy_from_user`)", waits: "TASK_INTERRUPTIBLE, then busy loop",
-    cite: "kernel-reference §4 (kernel-mode fault: fault_signal_pending false for a non-fatal signal, retried, schedule() a no-op: busy-loop, SIGKILL → fixup -EFAULT); model.md §3 (measured on this kernel)",
+    cite: "`kvm_read_guest` → `__copy_from_user`, `fault_signal_pending` (docs/faults.md)",
     scenario: base({ workload: { site: "emulated" } }), usr1: "ignored-spinning", pauseCompletes: false,
     check: (r) => {
       for (const v of r.vcpus) if (v.spinCpuMs <= 0) throw new Error(`vCPU ${v.id}: spinCpuMs ${v.spinCpuMs}`);
@@ -82,7 +84,7 @@ export const CASES: GoldenCase[] = [
   },
   {
     id: "apf-halt", path: "async PF, no PV: artificial halt", waits: "kvm_vcpu_block, TASK_INTERRUPTIBLE",
-    cite: "kernel-reference §2.2 (not deliverable → KVM_REQ_APF_HALT); §2.4 (the halt is signal-responsive: KVM_EXIT_INTR)",
+    cite: "`kvm_arch_async_page_not_present` → `KVM_REQ_APF_HALT`, `kvm_vcpu_block` (docs/faults.md)",
     scenario: base({ kernel: { profile: "pre-6.2", asyncPf: true }, vm: { guest: { pvAsyncPf: false } } }), usr1: "exits-at-once", via: "halt-wakeup", pauseCompletes: true,
     check: (r) => {
       if (!r.asyncPf || r.asyncPf.kvm_async_pf_not_present! < 1) throw new Error("no async PF set up");
@@ -91,7 +93,7 @@ export const CASES: GoldenCase[] = [
   },
   {
     id: "apf-pv", path: "async PF, PV: the kworker waits", waits: "the kworker, TASK_KILLABLE (the vCPU is not blocked)",
-    cite: "kernel-reference §2.3 (async_pf_execute: the kworker sleeps in handle_userfault, not the vCPU); §2.5 (tracepoints only)",
+    cite: "`async_pf_execute` → `get_user_pages_remote` in a kworker (docs/faults.md)",
     scenario: base({ kernel: { profile: "6.13", asyncPf: true }, workload: { pagesPerVcpu: 32 } }), usr1: "exits-at-once", via: "halt-wakeup", pauseCompletes: true,
     check: (r) => {
       for (const v of r.vcpus) if (v.blocktimeMs > 100) throw new Error(`vCPU ${v.id}: blocktime ${v.blocktimeMs}`);
@@ -101,7 +103,7 @@ export const CASES: GoldenCase[] = [
   },
   {
     id: "exit-on-missing", path: "`exit-on-missing` (proposed)", waits: "in the VMM, after KVM_EXIT_MEMORY_FAULT",
-    cite: "kernel-reference §5.2 (fast GUP only, a miss returns -EFAULT + KVM_EXIT_MEMORY_FAULT instead of sleeping in uffd); §5.1",
+    cite: "`KVM_MEM_EXIT_ON_MISSING`: fast gup only, `KVM_EXIT_MEMORY_FAULT` (docs/profiles.md)",
     scenario: base({ kernel: { profile: "exit-on-missing" } }), usr1: "taken-in-vmm", pauseCompletes: true,
     check: (r) => {
       if (r.pager.faultEvents !== 0) throw new Error(`uffd events ${r.pager.faultEvents}`);
@@ -111,7 +113,7 @@ export const CASES: GoldenCase[] = [
   },
   {
     id: "kvm-userfault", path: "`kvm-userfault` (proposed)", waits: "in the VMM, after KVM_EXIT_MEMORY_FAULT",
-    cite: "kernel-reference §5.3 (KVM_MEM_USERFAULT bitmap → KVM_EXIT_MEMORY_FAULT + KVM_MEMORY_EXIT_FLAG_USERFAULT)",
+    cite: "`KVM_MEM_USERFAULT` bitmap, `KVM_MEMORY_EXIT_FLAG_USERFAULT` (docs/profiles.md)",
     scenario: base({ kernel: { profile: "kvm-userfault" } }), usr1: "taken-in-vmm", pauseCompletes: true,
     check: (r) => {
       if (r.pager.faultEvents !== 0) throw new Error(`uffd events ${r.pager.faultEvents}`);
@@ -120,17 +122,17 @@ export const CASES: GoldenCase[] = [
   },
   {
     id: "kvm-userfault-emulated", path: "`kvm-userfault`, KVM's own access (emulated)", waits: "TASK_INTERRUPTIBLE, then busy loop",
-    cite: "kernel-reference §5.3 (KVM Userfault \"does not attempt to catch KVM's own accesses to guest memory. That is left up to userfaultfd\"); §4",
+    cite: "`kvm_read_guest` → `handle_userfault`: KVM Userfault leaves KVM's own accesses to userfaultfd (docs/profiles.md)",
     scenario: base({ kernel: { profile: "kvm-userfault" }, workload: { site: "emulated" } }), usr1: "ignored-spinning", pauseCompletes: false,
   },
   {
     id: "minor", path: "`tdp`, uffd MINOR mode (6.13)", waits: "TASK_INTERRUPTIBLE",
-    cite: "kernel-reference §3.4 (MINOR: resolved with UFFDIO_CONTINUE); §3.2 (the blocking state comes from the gup flags, not the mode)",
+    cite: "`UFFDIO_CONTINUE`, `userfaultfd_get_blocking_state` (docs/faults.md)",
     scenario: base({ pager: { mode: "minor" } }), usr1: "exits-at-once", via: "gup-eintr", pauseCompletes: true,
   },
   {
     id: "wp-pre-6.2", path: "`tdp` write, uffd WP mode, before 6.2", waits: "TASK_KILLABLE",
-    cite: "kernel-reference §3.4 (WP: a write to a write-protected pte waits for UFFDIO_WRITEPROTECT); §3.2 (<6.2: SIGKILL only)",
+    cite: "`UFFDIO_WRITEPROTECT`, `handle_userfault` as `TASK_KILLABLE` (docs/faults.md)",
     scenario: base({ kernel: { profile: "pre-6.2" }, pager: { mode: "wp" }, workload: { writeRatio: 1 } }), usr1: "ignored-blocked", pauseCompletes: false,
   },
 ];

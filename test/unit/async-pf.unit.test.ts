@@ -1,16 +1,16 @@
-/** model.md §4, async page faults (kernel-reference §2), through the real Vcpu + Mmu + Uffd logic. */
+/** Async page faults (docs/faults.md), through the real Vcpu + Mmu + Uffd logic. */
 import { describe, expect, it } from "vitest";
 import { ASYNC_PF_PER_VCPU, Mmu } from "../../services/mmu/src/index.ts";
 import { parseScenario } from "../../shared/src/index.ts";
 import { harness, until } from "../helpers/inproc.ts";
 
-describe("async page faults (model.md §4)", () => {
+describe("async page faults (docs/faults.md)", () => {
   it("PV async PF - the vCPU is not blocked in gup: it runs other pages while kworkers wait in uffd; blocktime 0, fault latency high", async () => {
     const h = harness("6.13", { pages: 4, asyncPf: { pv: true } });
     await until(() => h.fetching.size === 4, "all four pages requested");
     const v = h.vcpus[0]!;
     expect(h.uffd.waiters()).toEqual([]); // no vCPU task in handle_userfault
-    expect(h.uffd.kworkersAsleep).toBe(4); // §2.3: the kworker sleeps, TASK_KILLABLE
+    expect(h.uffd.kworkersAsleep).toBe(4); // async_pf_execute: the kworker sleeps, TASK_KILLABLE
     expect(h.mmu.apf!.events).toMatchObject({ kvm_try_async_get_page: 4, kvm_async_pf_not_present: 4, kvm_async_pf_completed: 0 });
     expect(v.state).toBe("running");
     h.releaseAll();
@@ -28,7 +28,7 @@ describe("async page faults (model.md §4)", () => {
     const h = harness("pre-6.2", { pages: 2, asyncPf: { pv: false } });
     const v = h.vcpus[0]!;
     await until(() => v.inFault?.waitState === "TASK_INTERRUPTIBLE", "artificial halt");
-    h.send([0], "SIGUSR1"); // even on pre-6.2: the halt is kvm_vcpu_block, TASK_INTERRUPTIBLE (§2.4)
+    h.send([0], "SIGUSR1"); // even on pre-6.2: the halt is kvm_vcpu_block, TASK_INTERRUPTIBLE
     await until(() => h.tasks.records[0]!.outcome !== null, "exit");
     expect(h.tasks.records[0]).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "halt-wakeup" });
     await until(() => h.mmu.apf!.events.kvm_async_pf_repeated_fault === 1, "repeated fault after re-entry");

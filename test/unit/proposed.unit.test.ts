@@ -1,12 +1,12 @@
 /**
- * model.md §5, the proposed designs: `exit-on-missing` (Anish Moorthy, kernel-reference §5.2) and
- * `kvm-userfault` (James Houghton, §5.3), with the VMM's KVM_EXIT_MEMORY_FAULT handling (§5.1).
+ * The proposed designs (docs/profiles.md): `exit-on-missing` (Anish Moorthy, `KVM_MEM_EXIT_ON_MISSING`) and
+ * `kvm-userfault` (James Houghton, `KVM_MEM_USERFAULT`), with the VMM's KVM_EXIT_MEMORY_FAULT handling.
  */
 import { describe, expect, it } from "vitest";
 import { KVM_MEMORY_EXIT_FLAG_USERFAULT, PROPOSED_PROFILES } from "../../shared/src/index.ts";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
-describe("proposed designs (model.md §5)", () => {
+describe("proposed designs (docs/profiles.md)", () => {
   for (const profile of PROPOSED_PROFILES) {
     it(`${profile} - a missing page exits KVM_RUN with KVM_EXIT_MEMORY_FAULT; the VMM has it installed and re-enters; no task sleeps in uffd`, async () => {
       const h = harness(profile, { pages: 3, autoFill: true });

@@ -1,20 +1,20 @@
 /**
- * model.md §3, the rows beyond `tdp` (kernel-reference §4, "Paths that are still NOT interruptible by
- * ordinary signals"), each through the real Vcpu + Mmu + Uffd + Tasks logic, ordered by the test.
+ * The sites beyond `tdp` (docs/faults.md, "The sites and their wait states": KVM's own accesses, which
+ * stay uninterruptible by ordinary signals), each through the real Vcpu + Mmu + Uffd + Tasks logic, ordered by the test.
  */
 import { describe, expect, it } from "vitest";
 import { PROFILES } from "../../shared/src/index.ts";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
-describe("sites (model.md §3)", () => {
+describe("sites (docs/faults.md)", () => {
   for (const profile of PROFILES) {
     it(`emulated, profile ${profile} - SIGUSR1 wakes the uaccess fault but it spins until the page arrives, then KVM_EXIT_INTR`, async () => {
       const h = harness(profile, { site: "emulated" });
       await until(() => h.uffd.waiters().length === 1, "uaccess asleep");
-      // kernel-reference §3.2: kernel uaccess faults with FAULT_FLAG_DEFAULT, incl. INTERRUPTIBLE
+      // do_user_addr_fault: kernel uaccess faults with FAULT_FLAG_DEFAULT, incl. INTERRUPTIBLE
       expect(h.uffd.waiters()[0]!.waitState).toBe("TASK_INTERRUPTIBLE");
       h.send([0], "SIGUSR1");
-      // §4: fault_signal_pending() is false for a kernel-mode fault and a non-fatal signal: busy-loop
+      // fault_signal_pending() is false for a kernel-mode fault and a non-fatal signal: busy-loop
       await until(() => h.uffd.waiters()[0]?.waitState === "SPINNING", "spinning");
       await settle(50);
       expect(h.tasks.records[0]!.outcome).toBeNull();
@@ -45,7 +45,7 @@ describe("sites (model.md §3)", () => {
       it(`${site}, profile ${profile} - TASK_KILLABLE in every profile: SIGUSR1 ignored until the page arrives, SIGKILL works`, async () => {
         const h = harness(profile, { site, vcpus: 2 });
         await until(() => h.uffd.waiters().length === 2, "asleep");
-        // §4: kvm_vcpu_map / hva_to_pfn_retry pass no FOLL_INTERRUPTIBLE
+        // kvm_vcpu_map / hva_to_pfn_retry pass no FOLL_INTERRUPTIBLE
         expect(h.uffd.waiters().map((w) => w.waitState)).toEqual(["TASK_KILLABLE", "TASK_KILLABLE"]);
         h.send([0], "SIGUSR1");
         await settle(50);

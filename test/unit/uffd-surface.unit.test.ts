@@ -1,4 +1,4 @@
-/** The uffd surface (kernel-reference §3.3–§3.6) through the real Vcpu + Mmu + Uffd logic. */
+/** The uffd surface (`struct uffd_msg`, registration modes, the UFFDIO_* ioctls, UFFDIO_POISON; docs/faults.md) through the real Vcpu + Mmu + Uffd logic. */
 import { describe, expect, it } from "vitest";
 import { harness, settle, until } from "../helpers/inproc.ts";
 

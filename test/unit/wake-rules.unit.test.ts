@@ -1,12 +1,12 @@
 /**
- * model.md §3 "Who wakes for which signal", the rows issue 2 covers (the `tdp` site), each run
- * through the real Vcpu + Mmu + Uffd + Tasks logic. Kernel rules cited from kernel-reference.md.
+ * Who wakes for which signal (docs/signals.md), the rows issue 2 covers (the `tdp` site), each run
+ * through the real Vcpu + Mmu + Uffd + Tasks logic. Kernel rules cited by the kernel function they come from.
  */
 import { describe, expect, it } from "vitest";
 import { MERGED_PROFILES } from "../../shared/src/index.ts";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
-describe("wake rules (model.md §3)", () => {
+describe("wake rules (docs/signals.md)", () => {
   for (const profile of ["6.2", "6.13"] as const) {
     it(`tdp attempt 2, profile ${profile} - TASK_INTERRUPTIBLE: SIGUSR1 gets the vCPU out with KVM_EXIT_INTR before the page arrives`, async () => {
       const h = harness(profile);
@@ -14,13 +14,13 @@ describe("wake rules (model.md §3)", () => {
       expect(h.uffd.waiters()[0]).toMatchObject({ vcpu: 0, gfn: 0, waitState: "TASK_INTERRUPTIBLE" });
       h.send([0], "SIGUSR1");
       await until(() => h.tasks.records[0]?.outcome !== null, "signal outcome");
-      // kernel-reference §3.2: signal_wake_up → VM_FAULT_RETRY → gup_signal_pending(FOLL_INTERRUPTIBLE) → -EINTR
-      // §1.6: KVM_PFN_ERR_SIGPENDING → kvm_handle_signal_exit: KVM_EXIT_INTR, ++signal_exits
+      // handle_userfault: signal_wake_up → VM_FAULT_RETRY → gup_signal_pending(FOLL_INTERRUPTIBLE) → -EINTR
+      // kvm_handle_error_pfn: KVM_PFN_ERR_SIGPENDING → kvm_handle_signal_exit: KVM_EXIT_INTR, ++signal_exits
       expect(h.tasks.records[0]).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "gup-eintr" });
       expect(h.fetching.has(0)).toBe(true); // the page still has not arrived
       expect(h.vcpus[0]!.stat.signal_exits).toBe(1);
       expect(h.vcpus[0]!.exits.KVM_EXIT_INTR).toBe(1);
-      // §1.6: the instruction did not complete; the next KVM_RUN re-faults and posts a second request
+      // kvm_handle_signal_exit: the instruction did not complete; the next KVM_RUN re-faults and posts a second request
       await until(() => h.uffd.waiters().length === 1, "re-fault after KVM_EXIT_INTR");
       expect(h.uffd.counters.duplicateRequests).toBe(1);
       expect(h.vcpus[0]!.pagesTouched).toBe(0);
@@ -34,13 +34,13 @@ describe("wake rules (model.md §3)", () => {
     expect(h.uffd.waiters()[0]!.waitState).toBe("TASK_KILLABLE");
     h.send([0], "SIGUSR1");
     await settle(50);
-    // §3.2 table: attempt 2 < 6.2 sleeps TASK_KILLABLE, "Woken by non-fatal signal? no, SIGKILL only"
+    // userfaultfd_get_blocking_state: attempt 2 < 6.2 has FAULT_FLAG_KILLABLE only, TASK_KILLABLE: SIGKILL only
     expect(h.tasks.records[0]!.outcome).toBeNull();
     expect(h.uffd.waiters()).toHaveLength(1);
     expect(h.vcpus[0]!.stat.signal_exits).toBe(0);
     h.release(0);
     await until(() => h.tasks.records[0]!.outcome !== null, "exit after the page arrived");
-    // model.md §2.8: before every guest entry a pending unblocked signal gives KVM_EXIT_INTR
+    // xfer_to_guest_mode_handle_work: before every guest entry a pending unblocked signal gives KVM_EXIT_INTR
     expect(h.tasks.records[0]).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "pre-entry-check" });
     expect(h.vcpus[0]!.stat.pf_fixed).toBe(1);
     expect(h.vcpus[0]!.stat.signal_exits).toBe(1);
@@ -53,7 +53,7 @@ describe("wake rules (model.md §3)", () => {
       const h = harness(profile, { vcpus: 3 });
       await until(() => h.uffd.waiters().length === 3, "three vCPUs asleep");
       h.send([1], "SIGKILL");
-      // §3.2: TASK_KILLABLE wakes on SIGKILL; gup "always bails if ... a fatal signal is pending"
+      // signal_pending_state: TASK_KILLABLE wakes on SIGKILL; gup_signal_pending: gup "always bails if ... a fatal signal is pending"
       await until(() => h.vcpus.every((v) => v.state === "killed"), "all vCPUs killed");
       expect([...h.fetching].sort()).toEqual([0, 4, 8]); // no page ever arrived
       expect(h.tasks.records[0]).toMatchObject({ signal: "SIGKILL", outcome: "killed" });
@@ -82,7 +82,7 @@ describe("wake rules (model.md §3)", () => {
   });
 });
 
-describe("fault path (model.md §2)", () => {
+describe("fault path (docs/faults.md)", () => {
   it("uffd - one fetch per page however many vCPUs wait on it; UFFDIO_COPY wakes them all", async () => {
     const h = harness("6.13", { vcpus: 1, pages: 1 });
     await until(() => h.uffd.waiters().length === 1, "asleep");

@@ -1,5 +1,5 @@
 /**
- * x86 async page faults for one VM (kernel-reference §2, model.md §4): the gate
+ * x86 async page faults for one VM (docs/faults.md, "Async page faults"): the gate
  * (`kvm_can_do_async_pf`), per-vCPU queues bounded by ASYNC_PF_PER_VCPU, the outstanding-gfn hash
  * (`kvm_find_async_pf_gfn`), the kworker that does the blocking gup (`async_pf_execute`, not the
  * vCPU), and the tracepoints, which are the only way async PF is observable in KVM.
