@@ -62,8 +62,14 @@ describe("controls", () => {
     expect((await httpError(t.api.call("POST", "/v1/runs/nope/memslots", { op: "delete", slot: 0 }))).status).toBe(404);
 
     expect((await t.api.getRun(run.id)).status).toBe("running");
-    // valid controls still work: an add, a move of the new slot, a move onto part of its own range, a signal to one vCPU
-    await expect(post("memslots", { op: "add", slot: 5, gpa: 128 * MiB, size: "1MiB" })).resolves.toEqual({ zapped: 0 });
+    // valid controls still work: an add, a move of the new slot, a move onto part of its own range, a signal to one vCPU.
+    // KVM_SET_USER_MEMORY_REGION waits in synchronize_srcu_expedited for the vCPUs asleep in their faults, so
+    // while the pager is stalled the add does not return; once the faults finish it does.
+    const add = post("memslots", { op: "add", slot: 5, gpa: 128 * MiB, size: "1MiB" });
+    const early = await Promise.race([add.then(() => "returned"), new Promise((r) => setTimeout(() => r("waiting"), 300))]);
+    expect(early).toBe("waiting");
+    await t.api.call("POST", `/v1/runs/${run.id}/pager/unstall`);
+    await expect(add).resolves.toEqual({ zapped: 0 });
     await expect(post("memslots", { op: "move", slot: 5, gpa: 256 * MiB })).resolves.toEqual({ zapped: 0 });
     await expect(post("memslots", { op: "move", slot: 5, gpa: 256 * MiB + MiB / 2 })).resolves.toEqual({ zapped: 0 });
     // the old place of slot 5 is free again; its new place is taken

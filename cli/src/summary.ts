@@ -14,6 +14,14 @@ function firstSignal(v: VcpuResult) {
   return v.signals.find((s) => s.source !== "pause-kick") ?? v.signals[0];
 }
 
+/** One KVM_SET_USER_MEMORY_REGION: when it was issued, and when it returned (it waits out every fault in flight). */
+function memslotLine(o: Result["memslotOps"][number]): string {
+  const what = `memslot ${o.op} slot ${o.slot}${o.atMs === null ? " (API)" : ""}: requested ${at(o.requestedAtMs)}`;
+  if (o.errno) return `${what}, refused -${o.errno}`;
+  if (o.completedAtMs === null) return `${what}, did NOT complete (vCPUs still inside a fault hold kvm->srcu)`;
+  return `${what}, completed ${at(o.completedAtMs)} (waited ${(o.completedAtMs - o.requestedAtMs).toFixed(1)} ms)`;
+}
+
 export function formatResult(r: Result): string {
   const out: string[] = [];
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
@@ -36,6 +44,14 @@ export function formatResult(r: Result): string {
   const tainted = (x: { testbedStalled?: number | undefined }) => (x.testbedStalled ? ` (${x.testbedStalled} across a testbed stall)` : "");
   out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}${tainted(l.faultSlow)}`);
   out.push(`  signal → exit: ${l.signalToExit.count}, p50 ${ms(l.signalToExit.p50Us)}, max ${ms(l.signalToExit.maxUs)}`);
+  if (r.asyncPf) {
+    const t = r.asyncPf;
+    out.push(`  async faults: ${l.faultAsync.count} (fault → page ready), p50 ${ms(l.faultAsync.p50Us)}, max ${ms(l.faultAsync.maxUs)}`);
+    out.push(`  async-PF tracepoints: ${Object.entries(t).map(([k, n]) => `${k.replace(/^kvm_/, "")} ${n}`).join(", ")}`);
+    const d = r.asyncPfDelivery;
+    if (d) out.push(`  async PF to the guest: ${d.notPresentInjected} "page not present", ${d.haltRequests} artificial halts (KVM_REQ_APF_HALT), ${d.pageReadyInjected} "page ready"`);
+  }
+  for (const o of r.memslotOps) out.push(`  ${memslotLine(o)}`);
   const d = r.demandPaging;
   out.push(`  demand paging: ${d.overallRate.toFixed(0)} pages/s overall, ${d.perVcpuRate.toFixed(0)} pages/s/vCPU over ${d.totalGuestExecutionS} s${d.allDone ? "" : " (not all vCPUs finished)"}`);
   const loops = Object.values(r.testbed.services).map((t) => `${t.service} ${t.loopDelay.p99Ms}`).join(", ");

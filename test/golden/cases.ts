@@ -94,7 +94,8 @@ export const CASES: GoldenCase[] = [
   {
     id: "apf-pv", path: "async PF, PV: the kworker waits", waits: "the kworker, TASK_KILLABLE (the vCPU is not blocked)",
     cite: "`async_pf_execute` → `get_user_pages_remote` in a kworker (docs/faults.md)",
-    scenario: base({ kernel: { profile: "6.13", asyncPf: true }, workload: { pagesPerVcpu: 32 } }), usr1: "exits-at-once", via: "halt-wakeup", pauseCompletes: true,
+    // userModeShare 1: guest-user accesses; at CPL0 the guest would get the artificial halt (kvm_can_deliver_async_pf)
+    scenario: base({ kernel: { profile: "6.13", asyncPf: true }, workload: { pagesPerVcpu: 32, userModeShare: 1 } }), usr1: "exits-at-once", via: "halt-wakeup", pauseCompletes: true,
     check: (r) => {
       for (const v of r.vcpus) if (v.blocktimeMs > 100) throw new Error(`vCPU ${v.id}: blocktime ${v.blocktimeMs}`);
       if (r.latency.faultSlow.count !== 0) throw new Error("a fault went synchronous");

@@ -40,10 +40,10 @@ export async function until(cond: () => boolean, what: string, max = 2000): Prom
 }
 
 export function harness(profile: Profile, o: {
-    vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean };
+    vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean }; userModeShare?: number;
     config?: Partial<UffdConfig>; writeRatio?: number;
   } = {}): Harness {
-  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp", writeRatio: o.writeRatio ?? 0 } });
+  const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp", writeRatio: o.writeRatio ?? 0, userModeShare: o.userModeShare ?? 0.5 } });
   let clock = 0;
   const now = () => ++clock; // a logical clock: strictly increasing, no wall time
   const waiting = new Map<number, () => void>();
@@ -88,7 +88,7 @@ export function harness(profile: Profile, o: {
     vcpus.push(
       new Vcpu(id, o.site ?? "tdp", buildWorkload(s, id), {
         now,
-        fault: (vcpu, gfn, write, site) => mmu.access(vcpu, gfn, write, site),
+        fault: (vcpu, gfn, write, site, user) => mmu.access(vcpu, gfn, write, site, user),
         dequeue: async (vcpu, atMs, outcome, via) => apply(tasks.dequeue(vcpu, atMs, outcome, via).change),
         resolve: (_vcpu, gfn) => uffd.resolve(gfn),
         apfReady: (vcpu, gfn) => mmu.apfReady(vcpu, gfn),

@@ -6,7 +6,7 @@ import { harness, until } from "../helpers/inproc.ts";
 
 describe("async page faults (docs/faults.md)", () => {
   it("PV async PF - the vCPU is not blocked in gup: it runs other pages while kworkers wait in uffd; blocktime 0, fault latency high", async () => {
-    const h = harness("6.13", { pages: 4, asyncPf: { pv: true } });
+    const h = harness("6.13", { pages: 4, asyncPf: { pv: true }, userModeShare: 1 });
     await until(() => h.fetching.size === 4, "all four pages requested");
     const v = h.vcpus[0]!;
     expect(h.uffd.waiters()).toEqual([]); // no vCPU task in handle_userfault
@@ -24,16 +24,19 @@ describe("async page faults (docs/faults.md)", () => {
     h.close();
   });
 
-  it("no PV - KVM_REQ_APF_HALT parks the vCPU in an artificial halt that a signal wakes (KVM_EXIT_INTR); the re-executed access is a repeated fault", async () => {
-    const h = harness("pre-6.2", { pages: 2, asyncPf: { pv: false } });
+  it("no PV - KVM_REQ_APF_HALT parks the vCPU in an artificial halt that a signal wakes (KVM_EXIT_INTR); apf.halted stays set, so it blocks again on re-entry without a new fault", async () => {
+    const h = harness("pre-6.2", { pages: 2, asyncPf: { pv: false }, userModeShare: 1 });
     const v = h.vcpus[0]!;
     await until(() => v.inFault?.waitState === "TASK_INTERRUPTIBLE", "artificial halt");
     h.send([0], "SIGUSR1"); // even on pre-6.2: the halt is kvm_vcpu_block, TASK_INTERRUPTIBLE
     await until(() => h.tasks.records[0]!.outcome !== null, "exit");
     expect(h.tasks.records[0]).toMatchObject({ outcome: "KVM_EXIT_INTR", via: "halt-wakeup" });
-    await until(() => h.mmu.apf!.events.kvm_async_pf_repeated_fault === 1, "repeated fault after re-entry");
-    expect(v.inFault?.waitState).toBe("TASK_INTERRUPTIBLE");
+    await until(() => v.inFault?.waitState === "TASK_INTERRUPTIBLE", "blocked again after re-entry");
+    // vcpu_run went to vcpu_block at once: no guest entry, no second exit, no second fault
+    expect(h.mmu.apf!.events).toMatchObject({ kvm_try_async_get_page: 1, kvm_async_pf_repeated_fault: 0 });
+    expect(v.stat).toMatchObject({ pf_taken: 1, exits: 1, halt_wakeup: 0, signal_exits: 1 });
     h.releaseAll();
+    await until(() => v.stat.halt_wakeup === 1, "the completion's kvm_vcpu_kick wakes the halted vCPU");
     await until(() => h.fetching.size === 1, "second page requested");
     h.releaseAll();
     await until(() => v.state === "done", "done");
@@ -42,12 +45,39 @@ describe("async page faults (docs/faults.md)", () => {
   });
 
   it(`queue limit - past ${ASYNC_PF_PER_VCPU} outstanding async page faults per vCPU the fault goes synchronous`, async () => {
-    const h = harness("6.13", { pages: ASYNC_PF_PER_VCPU + 2, asyncPf: { pv: true } });
+    const h = harness("6.13", { pages: ASYNC_PF_PER_VCPU + 2, asyncPf: { pv: true }, userModeShare: 1 });
     await until(() => h.uffd.waiters().length === 1, "the vCPU itself asleep in uffd");
     expect(h.uffd.kworkersAsleep).toBe(ASYNC_PF_PER_VCPU);
     expect(h.mmu.apf!.queued(0)).toBe(ASYNC_PF_PER_VCPU);
     expect(h.uffd.waiters()[0]).toMatchObject({ vcpu: 0, gfn: ASYNC_PF_PER_VCPU, waitState: "TASK_INTERRUPTIBLE" });
     h.releaseAll();
+    h.close();
+  });
+
+  it("CPL0 - with PV on, a guest-kernel access is not deliverable: the async PF is set up (kworker, tracepoint) but the vCPU halts; no 'page not present' nor 'page ready' reaches the guest", async () => {
+    const h = harness("6.13", { pages: 2, asyncPf: { pv: true }, userModeShare: 0 });
+    const v = h.vcpus[0]!;
+    await until(() => v.inFault?.waitState === "TASK_INTERRUPTIBLE" && h.fetching.size === 1, "artificial halt, kworker fetching");
+    expect(h.uffd.kworkersAsleep).toBe(1);
+    expect(h.uffd.waiters()).toEqual([]);
+    expect(h.mmu.apf!.events).toMatchObject({ kvm_async_pf_not_present: 1 });
+    expect(h.mmu.apf!.delivery).toEqual({ notPresentInjected: 0, haltRequests: 1, pageReadyInjected: 0 });
+    h.releaseAll();
+    await until(() => h.fetching.size === 1, "second page requested");
+    h.releaseAll();
+    await until(() => v.state === "done", "done");
+    expect(h.mmu.apf!.events).toMatchObject({ kvm_async_pf_not_present: 2, kvm_async_pf_ready: 2 });
+    expect(h.mmu.apf!.delivery).toEqual({ notPresentInjected: 0, haltRequests: 2, pageReadyInjected: 0 });
+    expect(v.blocktimeMs).toBeGreaterThan(0);
+    h.close();
+  });
+
+  it("CPL3 - with PV on, a guest-user access gets 'page not present', then 'page ready'", async () => {
+    const h = harness("6.13", { pages: 2, asyncPf: { pv: true }, userModeShare: 1 });
+    await until(() => h.fetching.size === 2, "both pages requested");
+    h.releaseAll();
+    await until(() => h.vcpus[0]!.state === "done", "done");
+    expect(h.mmu.apf!.delivery).toEqual({ notPresentInjected: 2, haltRequests: 0, pageReadyInjected: 2 });
     h.close();
   });
 

@@ -70,6 +70,6 @@ describe("result", () => {
 function emptyMmu() {
   return {
     faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, sptes: 0, invalidateSeq: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0,
-    memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null,
+    memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null, asyncPfDelivery: null, memslotOps: [],
   };
 }

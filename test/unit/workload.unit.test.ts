@@ -20,7 +20,8 @@ function reference(s: Scenario, vcpu: number) {
     for (const [k, w] of entries) if ((x -= w) < 0) return k;
     return entries.at(-1)![0];
   };
-  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio, site: site() }));
+  const cpl = prng(s.seed * 15_485_863 + vcpu);
+  return gfns.map((gfn) => ({ gfn, write: rnd() < s.workload.writeRatio, site: site(), user: cpl() < s.workload.userModeShare }));
 }
 
 const slots = [{ slot: 0, gpa: 0, size: 3 * 4096 * 1000 }, { slot: 1, gpa: 1 << 30, size: "16MiB" }, { slot: 2, gpa: 2 ** 31, size: "64MiB" }];
@@ -29,13 +30,23 @@ describe("workload", () => {
   it("workload - the compact build makes the same accesses as the per-object build (patterns, slots, site mixes)", () => {
     const cases = [
       { vm: { vcpus: 4, memslots: slots }, workload: { pagesPerVcpu: 2000, pattern: "sequential", writeRatio: 0.3 } },
-      { vm: { vcpus: 3, memslots: slots }, workload: { pagesPerVcpu: 1500, pattern: "random", writeRatio: 0.5, site: { tdp: 0.7, emulated: 0.2, "pfn-cache": 0.1 } } },
+      { vm: { vcpus: 3, memslots: slots }, workload: { pagesPerVcpu: 1500, pattern: "random", writeRatio: 0.5, userModeShare: 0.25, site: { tdp: 0.7, emulated: 0.2, "pfn-cache": 0.1 } } },
       { seed: 9, vm: { vcpus: 2 }, workload: { pagesPerVcpu: 5, pattern: "random", site: "nested-map" } },
     ];
     for (const c of cases) {
       const s = parseScenario(c);
       for (let v = 0; v < s.vm.vcpus; v++) expect(buildWorkload(s, v).toArray()).toEqual(reference(s, v));
     }
+  });
+
+  it("workload - each access carries the guest's CPL: userModeShare 0 is all CPL0, 1 all CPL3, the default about half; the other draws do not move", () => {
+    const of = (userModeShare?: number) => buildWorkload(parseScenario({ workload: { pagesPerVcpu: 1000, writeRatio: 0.5, ...(userModeShare === undefined ? {} : { userModeShare }) } }), 0).toArray();
+    expect(of(0).every((a) => !a.user)).toBe(true);
+    expect(of(1).every((a) => a.user)).toBe(true);
+    const half = of().filter((a) => a.user).length;
+    expect(half).toBeGreaterThan(400);
+    expect(half).toBeLessThan(600);
+    expect(of(0).map((a) => a.write)).toEqual(of(1).map((a) => a.write));
   });
 
   it("workload - a vCPU's partition crosses memslot boundaries in slot order", () => {

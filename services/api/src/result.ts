@@ -58,7 +58,7 @@ const EMPTY_PAGER: Omit<PagerReport, "testbed"> = {
 const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], signalToExit: ZERO };
 const EMPTY_MMU: Omit<MmuReport, "testbed"> = {
   faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, sptes: 0, invalidateSeq: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0,
-  memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null,
+  memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null, asyncPfDelivery: null, memslotOps: [],
 };
 
 export function assembleResult(ctx: AssembleContext, r: Reports): Result {
@@ -98,6 +98,8 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
     pager,
     latency: { faultSlow: vcpuR.faultSlow, faultFast: vcpuR.faultFast, faultAsync: vcpuR.faultAsync, signalToExit: signalsR.signalToExit },
     asyncPf: mmuR.asyncPf,
+    asyncPfDelivery: mmuR.asyncPfDelivery,
+    memslotOps: mmuR.memslotOps,
     mmu: {
       memslotInvalid: mmuR.memslotInvalid, roFaults: mmuR.roFaults, zapped: mmuR.zapped, invalidateSeq: mmuR.invalidateSeq, hwpoison: mmuR.hwpoison,
       memoryFaults: mmuR.memoryFaults, uaccess: mmuR.uaccess, vcpuMap: mmuR.vcpuMap, gpcRefresh: mmuR.gpcRefresh,

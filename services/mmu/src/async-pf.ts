@@ -16,7 +16,10 @@ export const APF_EVENTS = [
 export type ApfEvent = (typeof APF_EVENTS)[number];
 
 export interface AsyncPfOptions {
-  /** the guest enabled PV async PF (MSR_KVM_ASYNC_PF_EN): "page not present" can be injected */
+  /**
+   * the guest enabled PV async PF (MSR_KVM_ASYNC_PF_EN): "page not present" can be injected, at CPL3
+   * only (a Linux guest ≥5.8 does not set KVM_ASYNC_PF_SEND_ALWAYS; it is not modelled)
+   */
   pv: boolean;
   /** guest RFLAGS.IF: "If interrupts are off we cannot even use an artificial halt state" */
   interruptsEnabled: boolean;
@@ -32,14 +35,23 @@ export interface ApfSetup {
   token: number;
 }
 
+/** What the guest was told (no KVM stat or tracepoint tells these apart: `kvm_async_pf_not_present` fires for both). */
+export interface ApfDelivery {
+  notPresentInjected: number;
+  haltRequests: number;
+  pageReadyInjected: number;
+}
+
 interface Queue {
   queued: number;
-  gfns: Set<number>;
+  /** outstanding gfn → `work->notpresent_injected` */
+  gfns: Map<number, boolean>;
   id: number;
 }
 
 export class AsyncPf {
   readonly events: Record<ApfEvent, number> = Object.fromEntries(APF_EVENTS.map((e) => [e, 0])) as Record<ApfEvent, number>;
+  readonly delivery: ApfDelivery = { notPresentInjected: 0, haltRequests: 0, pageReadyInjected: 0 };
   readonly #queues = new Map<number, Queue>();
   readonly #o: AsyncPfOptions;
 
@@ -52,33 +64,50 @@ export class AsyncPf {
     return this.#o.interruptsEnabled;
   }
 
+  /** `kvm_can_deliver_async_pf`: PV enabled, and the guest not at CPL0 (no KVM_ASYNC_PF_SEND_ALWAYS). */
+  canDeliver(user: boolean): boolean {
+    return this.#o.pv && user;
+  }
+
   /**
-   * The async branch of `__kvm_mmu_faultin_pfn` after attempt 1 returned KVM_PFN_ERR_NEEDS_IO.
-   * Returns null when the queue is full (`kvm_setup_async_pf` fails): the fault goes synchronous.
+   * The async branch of `__kvm_mmu_faultin_pfn` after attempt 1 returned KVM_PFN_ERR_NEEDS_IO;
+   * `user`: the guest was at CPL3. Returns null when the queue is full (`kvm_setup_async_pf`
+   * fails): the fault goes synchronous.
    */
-  trySetup(vcpu: number, gfn: number): ApfSetup | null {
+  trySetup(vcpu: number, gfn: number, user: boolean): ApfSetup | null {
     this.events.kvm_try_async_get_page++;
     const q = this.#queue(vcpu);
     if (q.gfns.has(gfn)) {
       this.events.kvm_async_pf_repeated_fault++;
+      this.delivery.haltRequests++;
       return { kind: "halt", token: 0 };
     }
     if (q.queued >= ASYNC_PF_PER_VCPU) return null;
     const token = (++q.id << 12) | vcpu; // alloc_apf_token(): never 0
     q.queued++;
-    q.gfns.add(gfn);
+    // kvm_arch_async_page_not_present: the tracepoint fires whether or not the guest hears of it;
+    // not deliverable → KVM_REQ_APF_HALT (the work item is set up and the kworker runs all the same)
     this.events.kvm_async_pf_not_present++;
+    const injected = this.canDeliver(user);
+    q.gfns.set(gfn, injected);
+    if (injected) this.delivery.notPresentInjected++;
+    else this.delivery.haltRequests++;
     void this.#o.kworkerGup(vcpu, gfn).finally(() => {
       this.events.kvm_async_pf_completed++;
       this.#o.completed(vcpu, token, gfn);
     });
-    return { kind: this.#o.pv ? "not-present" : "halt", token };
+    return { kind: injected ? "not-present" : "halt", token };
   }
 
-  /** `kvm_arch_async_page_present`: drop the gfn from the hash, `queued--`. */
+  /**
+   * `kvm_arch_async_page_present`: drop the gfn from the hash, `queued--`; "page ready" is injected
+   * only for an item whose "page not present" was (`work->notpresent_injected`).
+   */
   present(vcpu: number, gfn: number): void {
     const q = this.#queue(vcpu);
+    const injected = q.gfns.get(gfn);
     if (q.gfns.delete(gfn)) q.queued--;
+    if (injected && this.#o.pv) this.delivery.pageReadyInjected++;
     this.events.kvm_async_pf_ready++;
   }
 
@@ -88,7 +117,7 @@ export class AsyncPf {
 
   #queue(vcpu: number): Queue {
     let q = this.#queues.get(vcpu);
-    if (!q) this.#queues.set(vcpu, (q = { queued: 0, gfns: new Set(), id: 0 }));
+    if (!q) this.#queues.set(vcpu, (q = { queued: 0, gfns: new Map(), id: 0 }));
     return q;
   }
 }

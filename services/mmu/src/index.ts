@@ -2,9 +2,10 @@
 import { ApfReadyReq, FaultReq, InvalidateMsg, MemslotReq, ResidentMsg, defineService, endpoint, subjects } from "@faultline/shared";
 import { MmuVm } from "./vm.ts";
 
-export { Mmu, type GupPort } from "./mmu.ts";
+export { Mmu, INVALID_SLOT_RETRY_MS, type FaultOptions, type GupPort } from "./mmu.ts";
+export { Srcu } from "./srcu.ts";
 export { MmuVm } from "./vm.ts";
-export { AsyncPf, APF_EVENTS, ASYNC_PF_PER_VCPU, type ApfEvent } from "./async-pf.ts";
+export { AsyncPf, APF_EVENTS, ASYNC_PF_PER_VCPU, type ApfDelivery, type ApfEvent } from "./async-pf.ts";
 
 export const mmuService = defineService<MmuVm>({
   name: "mmu",
@@ -12,9 +13,9 @@ export const mmuService = defineService<MmuVm>({
   description: "arch/x86/kvm/mmu + kvm_main.c gfn→pfn: memslots, SPTEs, mmu_invalidate_seq, kvm_mmu_page_fault",
   create: (ctx) => new MmuVm(ctx),
   endpoints: [
-    endpoint(subjects.fault, FaultReq, (v: MmuVm, m) => v.mmu.access(m.vcpu, m.gfn, m.write, m.site)),
+    endpoint(subjects.fault, FaultReq, (v: MmuVm, m) => v.mmu.access(m.vcpu, m.gfn, m.write, m.site, m.user)),
     endpoint(subjects.apfReady, ApfReadyReq, (v: MmuVm, m) => v.mmu.apfReady(m.vcpu, m.gfn)),
-    endpoint(subjects.memslot, MemslotReq, async (v: MmuVm, m) => ({ zapped: (await v.mmu.memslotOp(m.op)).length })),
+    endpoint(subjects.memslot, MemslotReq, async (v: MmuVm, m) => ({ zapped: (await v.memslotOp(m.op, null)).length })),
     endpoint(subjects.invalidate, InvalidateMsg, (v: MmuVm, m) => void v.mmu.invalidate(m.gfns)),
     endpoint(subjects.resident, ResidentMsg, (v: MmuVm, m) => v.resident(m.gfns), { event: true }),
   ],

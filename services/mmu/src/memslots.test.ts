@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { parseScenario } from "@faultline/shared";
 import { Mmu, type GupPort } from "./mmu.ts";
+import { Srcu } from "./srcu.ts";
+
+const settle = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
 
 const scenario = parseScenario({
   vm: { memslots: [{ slot: 0, gpa: 0, size: "1MiB" }, { slot: 1, gpa: 4 * 1024 * 1024, size: "1MiB", readonly: true }] },
@@ -84,6 +89,62 @@ describe("memslots and invalidation", () => {
     const add = mmu.memslotOp({ atMs: 0, op: "add", slot: 2, gpa: 0, size: "1MiB" });
     await expect(Promise.all([del, add])).resolves.toEqual([[], []]);
     expect(mmu.memslots.find(0)?.id).toBe(2);
+  });
+
+  it("memslot delete - waits (synchronize_srcu_expedited) for every vCPU inside a fault when it began; the slot is INVALID meanwhile; no SPTE is zapped before the fault leaves", async () => {
+    const held = new Map<number, () => void>();
+    const gup: GupPort = (req) => new Promise((done) => held.set(req.gfn, () => done({ result: "ok", fatal: false, sleeps: 1, spinMs: 0 })));
+    const mmu = new Mmu("6.13", scenario.vm.memslots, gup);
+    const zaps: number[][] = [];
+    mmu.onZap = (g) => zaps.push(g);
+    const fault = mmu.access(0, 3, false, "tdp", false); // asleep in the uffd
+    await settle();
+    let done = false;
+    const del = mmu.memslotOp({ atMs: 0, op: "delete", slot: 0 }).then(() => (done = true));
+    await settle();
+    expect(done).toBe(false);
+    expect(mmu.slotOf(4)?.invalid).toBe(true);
+    await expect(mmu.access(1, 4, false, "tdp", false)).resolves.toMatchObject({ ret: "RET_PF_RETRY", path: "memslot_invalid" });
+    held.get(3)!();
+    await expect(fault).resolves.toMatchObject({ ret: "RET_PF_FIXED" }); // mapped before the zap ...
+    await del;
+    expect(zaps).toEqual([[3]]); // ... and zapped by kvm_arch_flush_shadow_memslot
+    expect(mmu.slotOf(3)).toBeUndefined();
+  });
+
+  it("memslot add - one grace period: a fault that begins after it began does not hold it up; an idle VM does not wait", async () => {
+    let release: () => void = () => undefined;
+    const gup: GupPort = () => new Promise((done) => (release = () => done({ result: "ok", fatal: false, sleeps: 1, spinMs: 0 })));
+    const mmu = new Mmu("6.13", scenario.vm.memslots, gup);
+    await mmu.memslotOp({ atMs: 0, op: "add", slot: 5, gpa: 8 << 20, size: "1MiB" }); // no reader: returns
+    const first = mmu.access(0, 3, false, "emulated", false);
+    await settle();
+    let done = false;
+    const add = mmu.memslotOp({ atMs: 0, op: "add", slot: 6, gpa: 16 << 20, size: "1MiB" }).then(() => (done = true));
+    await settle();
+    const r1 = release;
+    const later = mmu.access(1, 9, false, "tdp", false); // begins after the grace period began
+    await settle();
+    expect(done).toBe(false);
+    r1();
+    await add;
+    expect(mmu.srcu.readers()).toEqual([1]); // still in its fault, and the op is done
+    release();
+    await Promise.all([first, later]);
+  });
+
+  it("srcu - synchronize waits for the readers present when it is called, not for later ones", async () => {
+    const srcu = new Srcu();
+    const a = srcu.readLock(0);
+    let done = false;
+    const gp = srcu.synchronize().then(() => (done = true));
+    const b = srcu.readLock(1);
+    await settle();
+    expect(done).toBe(false);
+    srcu.readUnlock(a);
+    await gp;
+    expect(srcu.readers()).toEqual([1]);
+    srcu.readUnlock(b);
   });
 
   it("mmu notifier - pages dropped while a fault slept in gup make it stale (is_page_fault_stale → RET_PF_RETRY)", async () => {

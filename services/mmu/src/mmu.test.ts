@@ -22,10 +22,30 @@ describe("mmu", () => {
     expect(r.calls).toHaveLength(0);
   });
 
-  it("mmu - an installed SPTE makes the fault spurious via fast_page_fault", async () => {
-    const mmu = new Mmu("6.13", slots, recorder().gup);
-    mmu.spte.add(5);
-    await expect(mmu.pageFault(1, 5, true)).resolves.toMatchObject({ ret: "RET_PF_SPURIOUS", path: "fast_page_fault" });
+  it("mmu - a not-present fault racing another vCPU's map is not fast (page_fault_can_be_fast): the slow path finds the SPTE, RET_PF_SPURIOUS", async () => {
+    const r = recorder();
+    const mmu = new Mmu("6.13", slots, r.gup);
+    await mmu.pageFault(0, 5, true); // vCPU 0 maps it through gup
+    await expect(mmu.pageFault(1, 5, true)).resolves.toMatchObject({ ret: "RET_PF_SPURIOUS", path: "hva_to_pfn_fast" });
+    expect(r.calls).toHaveLength(1); // the racing fault got the pfn from attempt 1
+  });
+
+  it("mmu - emulated access: a failed uaccess (UFFD_FEATURE_SIGBUS, poison) is MMIO, not -EFAULT; with a fatal signal it is -EFAULT and fatal", async () => {
+    const efault = (fatal: boolean): GupPort => async () => ({ result: "EFAULT", fatal, sleeps: 0, spinMs: 0 });
+    await expect(new Mmu("6.13", slots, efault(false)).emulatedAccess(0, 4, false)).resolves.toMatchObject({ ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "uaccess", fatal: false });
+    await expect(new Mmu("6.13", slots, efault(true)).emulatedAccess(0, 4, false)).resolves.toMatchObject({ ret: "ERRNO", errno: "EFAULT", fatal: true });
+  });
+
+  it("mmu - a vCPU inside a fault is an SRCU reader until the fault returns, whatever its site", async () => {
+    let release: () => void = () => undefined;
+    const gup: GupPort = () => new Promise((done) => (release = () => done({ result: "ok", fatal: false, sleeps: 1, spinMs: 0 })));
+    const mmu = new Mmu("6.13", slots, gup);
+    const f = mmu.access(3, 7, false, "nested-map", false);
+    await new Promise((r) => setImmediate(r));
+    expect(mmu.srcu.readers()).toEqual([3]);
+    release();
+    await f;
+    expect(mmu.srcu.readers()).toEqual([]);
   });
 
   it("mmu - a gfn outside every memslot is MMIO: RET_PF_EMULATE and KVM_EXIT_MMIO", async () => {

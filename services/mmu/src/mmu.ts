@@ -1,8 +1,9 @@
 /**
  * One VM's MMU: memslots, SPTE presence per gfn, `mmu_invalidate_seq`, the host-page-table mirror
- * that attempt 1 reads, and the x86 fault handler:
+ * that attempt 1 reads, `kvm->srcu` (a vCPU inside a fault is a reader), and the x86 fault handler:
  *
- *   kvm_mmu_page_fault → kvm_tdp_page_fault → fast_page_fault → kvm_mmu_faultin_pfn
+ *   kvm_mmu_page_fault → kvm_tdp_page_fault → (fast_page_fault: never for a not-present fault with
+ *     A/D bits on, see `page_fault_can_be_fast`) → kvm_mmu_faultin_pfn
  *     → __kvm_mmu_faultin_pfn: attempt 1 FOLL_NOWAIT (never sleeps, the pager never hears of it),
  *       attempt 2 with FOLL_INTERRUPTIBLE (6.2+) or without (pre-6.2): a blocking gup in the pager
  *     → kvm_handle_error_pfn (KVM_PFN_ERR_SIGPENDING → kvm_handle_signal_exit → -EINTR)
@@ -12,16 +13,32 @@
  */
 import { AsyncPf } from "./async-pf.ts";
 import {
-  KVM_MEMORY_EXIT_FLAG_USERFAULT, PageSet, follInterruptible, PAGE_SIZE, sleepPrecise,
+  KVM_MEMORY_EXIT_FLAG_USERFAULT, PageSet, clock, follInterruptible, PAGE_SIZE,
   type FaultReply, type GupReply, type GupReq, type MessageBody, type Memslot, type MemslotOp, type MmuCounters, type Profile, type Site,
 } from "@faultline/shared";
 import { Memslots, type Slot } from "./memslots.ts";
+import { Srcu } from "./srcu.ts";
 
 /** The pager's gup, as the GupReq / GupReply messages carry it. */
 export type GupPort = (req: MessageBody<GupReq>) => Promise<GupReply>;
 
 /** Zapped gfns per `onZap` call: keeps one NATS message well under the default 1 MiB max_payload. */
 export const ZAP_CHUNK = 16_384;
+
+/**
+ * A fault on a KVM_MEMSLOT_INVALID slot is RET_PF_RETRY and the guest faults again at once, for as
+ * long as the delete or move lasts. The model paces that loop (outside the SRCU read section, as
+ * the guest is) so it does not flood the bus.
+ */
+export const INVALID_SLOT_RETRY_MS = 1;
+
+/** What `kvm_mmu_page_fault` is told beyond the gfn and the access. */
+export interface FaultOptions {
+  /** an async-PF replay (`kvm_arch_async_page_ready`): no new async PF is set up */
+  prefetch?: boolean;
+  /** the guest was at CPL3 (`kvm_can_deliver_async_pf`) */
+  user?: boolean;
+}
 
 export class Mmu {
   readonly profile: Profile;
@@ -36,6 +53,8 @@ export class Mmu {
   /** `kvm->mmu_invalidate_in_progress` */
   invalidateInProgress = 0;
   readonly memslots: Memslots;
+  /** `kvm->srcu`: every vCPU inside `access` or `apfReady` is a reader */
+  readonly srcu = new Srcu();
   /** SPTEs zapped: the vcpu service drops them from its guest's view */
   onZap: (gfns: number[]) => void = () => undefined;
   readonly #gup: GupPort;
@@ -81,10 +100,13 @@ export class Mmu {
     }
   }
 
-  /** KVM_SET_USER_MEMORY_REGION while vCPUs run (see memslots.ts); returns the SPTEs zapped. */
+  /**
+   * KVM_SET_USER_MEMORY_REGION while vCPUs run (see memslots.ts); returns the SPTEs zapped. Resolves
+   * only after `synchronize_srcu_expedited`: once every fault in flight when a wait began has ended.
+   */
   async memslotOp(op: MemslotOp): Promise<number[]> {
     const zapped: number[] = [];
-    await this.memslots.apply(op, (start, end) => this.#zapRange(start, end, zapped), sleepPrecise);
+    await this.memslots.apply(op, (start, end) => this.#zapRange(start, end, zapped), () => this.srcu.synchronize());
     return zapped;
   }
 
@@ -141,11 +163,26 @@ export class Mmu {
     return zapped;
   }
 
-  /** A guest access that needs KVM at `site`: dispatches to the kernel path that site takes. */
-  access(vcpu: number, gfn: number, write: boolean, site: Site): Promise<FaultReply> {
+  /**
+   * A guest access that needs KVM at `site` (`user`: the guest was at CPL3), inside an SRCU read
+   * section (`vcpu_run` holds `kvm->srcu` outside the guest): dispatches to the kernel path that site takes.
+   */
+  async access(vcpu: number, gfn: number, write: boolean, site: Site, user = false): Promise<FaultReply> {
+    const idx = this.srcu.readLock(vcpu);
+    let r: FaultReply;
+    try {
+      r = await this.#dispatch(vcpu, gfn, write, site, user);
+    } finally {
+      this.srcu.readUnlock(idx);
+    }
+    if (r.path === "memslot_invalid") await new Promise<void>((done) => clock().setTimeout(done, INVALID_SLOT_RETRY_MS));
+    return r;
+  }
+
+  #dispatch(vcpu: number, gfn: number, write: boolean, site: Site, user: boolean): Promise<FaultReply> {
     switch (site) {
       case "tdp":
-        return this.pageFault(vcpu, gfn, write);
+        return this.pageFault(vcpu, gfn, write, { user });
       case "emulated":
         return this.emulatedAccess(vcpu, gfn, write);
       case "nested-map":
@@ -155,8 +192,12 @@ export class Mmu {
     }
   }
 
-  /** `kvm_mmu_page_fault(vcpu, gpa, error_code)` for a TDP violation on `gfn`; `prefetch` for async-PF replays. */
-  async pageFault(vcpu: number, gfn: number, write: boolean, prefetch = false): Promise<FaultReply> {
+  /**
+   * `kvm_mmu_page_fault(vcpu, gpa, error_code)` for a TDP violation on `gfn`: the guest's view has no
+   * SPTE there, so the fault is a not-present one.
+   */
+  async pageFault(vcpu: number, gfn: number, write: boolean, o: FaultOptions = {}): Promise<FaultReply> {
+    const prefetch = o.prefetch ?? false;
     this.counters.faults++;
     const slot = this.slotOf(gfn);
     if (!slot) {
@@ -177,8 +218,9 @@ export class Mmu {
       this.counters.roFaults++;
       return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "ro_fault", sleeps: 0, fatal: false, spinMs: 0 };
     }
-    // fast_page_fault: another vCPU already installed the SPTE
-    if (this.spte.has(gfn)) return { ret: "RET_PF_SPURIOUS", path: "fast_page_fault", sleeps: 0, fatal: false, spinMs: 0 };
+    // fast_page_fault is not tried: page_fault_can_be_fast() is false for a not-present fault when
+    // KVM uses A/D bits. A fault that races with another vCPU's map takes the slow path below and
+    // finds the SPTE present when it maps (RET_PF_SPURIOUS: pf_spurious, not pf_fast).
     // kvm_mmu_faultin_pfn: fault->mmu_seq = kvm->mmu_invalidate_seq (snapshot before any GUP)
     const mmuSeq = this.invalidateSeq;
     // KVM Userfault: the memslot's userfault bitmap is tested before any GUP. The VMM clears a bit
@@ -193,7 +235,7 @@ export class Mmu {
     if (this.profile === "exit-on-missing") return this.#memoryFault(gfn, 0);
     // if (!fault->prefetch && kvm_can_do_async_pf(vcpu)): repeated fault → APF halt, else set one up
     if (!prefetch && this.apf?.canDo()) {
-      const a = this.apf.trySetup(vcpu, gfn);
+      const a = this.apf.trySetup(vcpu, gfn, o.user ?? false);
       if (a) return { ret: "RET_PF_RETRY", path: "async_pf", apf: a, sleeps: 0, fatal: false, spinMs: 0 };
     }
     // attempt 2: foll |= FOLL_INTERRUPTIBLE (6.2+); foll &= ~FOLL_NOWAIT
@@ -223,22 +265,30 @@ export class Mmu {
    * with prefetch=true (pf_fixed if FIXED), then `kvm_arch_async_page_present` retires it.
    */
   async apfReady(vcpu: number, gfn: number): Promise<FaultReply> {
-    const r = await this.pageFault(vcpu, gfn, true, true);
-    this.apf?.present(vcpu, gfn);
-    return r;
+    const idx = this.srcu.readLock(vcpu); // vcpu_enter_guest runs it under kvm->srcu
+    try {
+      const r = await this.pageFault(vcpu, gfn, true, { prefetch: true });
+      this.apf?.present(vcpu, gfn);
+      return r;
+    } finally {
+      this.srcu.readUnlock(idx);
+    }
   }
 
   /**
    * The emulator touches guest memory itself (`x86_emulate_instruction` → `kvm_read_guest` /
    * `kvm_write_guest` → `__copy_{from,to}_user`): a kernel-mode fault, no gup flags, no SPTE.
-   * A fatal signal makes the uaccess fail (-EFAULT, exception fixup); the task then dies.
+   * When that access fails (UFFD_FEATURE_SIGBUS, a poisoned page: the exception fixup's -EFAULT),
+   * `emulator_read_write_onepage` treats it as MMIO: KVM_RUN exits KVM_EXIT_MMIO, it does not fail.
+   * A fatal signal also makes the uaccess fail; the task then dies on its way out.
    */
   async emulatedAccess(vcpu: number, gfn: number, write: boolean): Promise<FaultReply> {
     this.counters.uaccess++;
     if (!this.slotOf(gfn)) return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "noslot", sleeps: 0, fatal: false, spinMs: 0 };
     if (this.hostPresent.has(gfn)) return { ret: "RET_PF_EMULATE", path: "uaccess", sleeps: 0, fatal: false, spinMs: 0 };
     const r = await this.#gup({ vcpu, gfn, write, interruptible: true, uaccess: true });
-    if (r.result !== "ok") return { ret: "ERRNO", errno: "EFAULT", path: "uaccess", sleeps: r.sleeps, fatal: r.fatal, spinMs: r.spinMs };
+    if (r.result !== "ok" && r.fatal) return { ret: "ERRNO", errno: "EFAULT", path: "uaccess", sleeps: r.sleeps, fatal: true, spinMs: r.spinMs };
+    if (r.result !== "ok") return { ret: "RET_PF_EMULATE", exit: "KVM_EXIT_MMIO", path: "uaccess", sleeps: r.sleeps, fatal: false, spinMs: r.spinMs };
     this.hostPresent.add(gfn);
     return { ret: "RET_PF_EMULATE", path: "uaccess", sleeps: r.sleeps, fatal: false, spinMs: r.spinMs };
   }

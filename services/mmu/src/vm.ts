@@ -1,14 +1,20 @@
-/** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, scheduled memslot ops. */
-import { GupReply, Ok, ReqStream, RunClock, subjects, type VmContext, type VmState } from "@faultline/shared";
+/** One VM in the mmu service: its `Mmu`, gup requests to the pager, async-PF completions, memslot ops and their record. */
+import {
+  GupReply, KvmErrnoError, Ok, ReqStream, RunClock, subjects, type Logger, type MemslotOp, type MemslotOpResult, type VmContext, type VmState,
+} from "@faultline/shared";
 import { Mmu } from "./mmu.ts";
 
 export class MmuVm implements VmState {
   readonly mmu: Mmu;
   readonly clock = new RunClock();
+  /** every KVM_SET_USER_MEMORY_REGION of the run, in the order the VMM issued them */
+  readonly memslotOps: MemslotOpResult[] = [];
   readonly #streams = new Map<number, ReqStream>();
+  readonly #log: Logger;
 
   constructor(ctx: VmContext) {
     const { bus, vm, scenario: s, log } = ctx;
+    this.#log = log;
     // A gup may legitimately block for the whole run (postcopy paused): bound it by the run, not by the RPC timeout.
     const timeoutMs = s.durationMs + 30_000;
     // one idempotent request stream per vCPU task (a kworker's gup rides on its vCPU's)
@@ -40,7 +46,29 @@ export class MmuVm implements VmState {
       void bus.request(subjects.zap(vm), { vm, trace: `${vm}.zap`, gfns }, Ok, { timeoutMs, stream: zaps, signal: ctx.signal })
         .catch((err: unknown) => log.warn({ err, gfns: gfns.length }, "zap not delivered"));
     for (const op of s.vm.memslotOps) {
-      this.clock.at(op.atMs, () => void this.mmu.memslotOp(op).catch((err: unknown) => log.warn({ err, op }, "memslot op failed")));
+      this.clock.at(op.atMs, () => void this.memslotOp(op, op.atMs).catch(() => undefined));
+    }
+  }
+
+  /**
+   * The VMM's KVM_SET_USER_MEMORY_REGION: `plannedAtMs` for a `vm.memslotOps` entry, null for one sent
+   * through the API. Recorded with the times it was issued and returned, and KVM's errno if refused;
+   * rejects as the ioctl does (the API passes the error on).
+   */
+  async memslotOp(op: MemslotOp, plannedAtMs: number | null): Promise<number[]> {
+    const rec: MemslotOpResult = { op: op.op, slot: op.slot, atMs: plannedAtMs, requestedAtMs: round3(this.clock.now()), completedAtMs: null, errno: null };
+    this.memslotOps.push(rec);
+    try {
+      const zapped = await this.mmu.memslotOp(op);
+      rec.completedAtMs = round3(this.clock.now());
+      return zapped;
+    } catch (err) {
+      if (err instanceof KvmErrnoError) {
+        rec.errno = err.errno;
+        rec.completedAtMs = round3(this.clock.now());
+      }
+      this.#log.warn({ err, op }, "memslot op failed");
+      throw err;
     }
   }
 
@@ -58,10 +86,17 @@ export class MmuVm implements VmState {
 
   report() {
     const m = this.mmu;
-    return { ...m.counters, sptes: m.spte.size, invalidateSeq: m.invalidateSeq, asyncPf: m.apf?.events ?? null };
+    return {
+      ...m.counters, sptes: m.spte.size, invalidateSeq: m.invalidateSeq, asyncPf: m.apf?.events ?? null,
+      asyncPfDelivery: m.apf ? { ...m.apf.delivery } : null, memslotOps: this.memslotOps,
+    };
   }
 
   close(): void {
     this.clock.cancelAll();
   }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

@@ -28,6 +28,12 @@ export async function kvmRun(t: VcpuTask): Promise<RunExit> {
   let touchedSinceYield = 0;
   for (;;) {
     if (t.closed) return CLOSED;
+    // vcpu_run: with apf.halted the vCPU blocks instead of entering the guest (also after a signal exit)
+    if (t.apfHalted) {
+      const exit = await apfHalt(t);
+      if (exit) return exit;
+      continue;
+    }
     // vcpu_enter_guest: KVM_REQ_APF_READY is handled before the pending-signal check
     if (t.apfDone.length > 0) await apfCompletions(t);
     // vcpu_enter_guest: a pending (and, inside KVM_RUN, unblocked) signal → kvm_handle_signal_exit
@@ -49,9 +55,9 @@ export async function kvmRun(t: VcpuTask): Promise<RunExit> {
     if (!r) return CLOSED;
     if (r.mmioSpte) t.stat.pf_mmio_spte_created++;
     if (r.apf?.kind === "halt") {
-      const exit = await apfHalt(t, acc.gfn);
-      if (exit) return exit;
-      continue; // completions are processed at the top; the access is then retried
+      // KVM_REQ_APF_HALT: apf.halted = true; the top of the loop blocks, then the access is retried
+      t.apfHalted = { gfn: acc.gfn, sinceMs: t.ports.now() };
+      continue;
     }
     const exit = faultExit(t, acc, r);
     if (exit) return exit;
@@ -82,18 +88,26 @@ async function guestIdle(t: VcpuTask): Promise<RunExit | null> {
 }
 
 /**
- * KVM_REQ_APF_HALT: an artificial halt in `kvm_vcpu_block`, TASK_INTERRUPTIBLE, until page ready or
- * a signal. Returns the exit, or null to re-enter (and retry the access).
+ * `vcpu_block` with `apf.halted` set (KVM_REQ_APF_HALT): an artificial halt in `kvm_vcpu_block`,
+ * TASK_INTERRUPTIBLE, outside the SRCU read section, until a completion or a signal. A completion
+ * makes the vCPU runnable and clears `apf.halted` (its `kvm_vcpu_kick` counts `halt_wakeup` when it
+ * woke the sleeping vCPU). A signal leaves the vCPU not runnable: `apf.halted` stays set, KVM_RUN
+ * returns -EINTR, and the vCPU blocks again when userspace re-enters. Returns the exit, or null to
+ * go on (the completions are processed next, then the access is retried).
  */
-async function apfHalt(t: VcpuTask, gfn: number): Promise<RunExit | null> {
+async function apfHalt(t: VcpuTask): Promise<RunExit | null> {
+  const h = t.apfHalted!;
   const since = t.ports.now();
-  t.inFault = { site: "tdp", gfn, sinceMs: since, waitState: "TASK_INTERRUPTIBLE" };
+  const sleeps = t.apfDone.length === 0 && t.pending.length === 0 && !t.fatal;
+  t.inFault = { site: "tdp", gfn: h.gfn, sinceMs: since, waitState: "TASK_INTERRUPTIBLE" };
   await block(t);
   t.inFault = null;
   t.blocktimeMs += t.ports.now() - since;
   if (t.fatal) return { kind: "fatal", via: "halt-wakeup" };
-  if (t.apfDone.length === 0 && t.pending.length > 0) return haltWakeup(t);
-  if (!t.deferred.has(gfn)) t.deferred.set(gfn, since);
+  if (t.apfDone.length === 0) return t.pending.length > 0 ? signalExit(t, "halt-wakeup") : null;
+  if (sleeps) t.stat.halt_wakeup++;
+  t.apfHalted = null;
+  if (!t.deferred.has(h.gfn)) t.deferred.set(h.gfn, h.sinceMs);
   return null;
 }
 
@@ -105,7 +119,7 @@ async function fault(t: VcpuTask, acc: Access): Promise<FaultReply | null> {
   t.inFault = { site: acc.site, gfn: acc.gfn, sinceMs: start };
   let r: FaultReply;
   try {
-    r = await t.ports.fault(t.id, acc.gfn, acc.write, acc.site);
+    r = await t.ports.fault(t.id, acc.gfn, acc.write, acc.site, acc.user);
   } catch (err) {
     if (t.closed) return null;
     throw err;
@@ -170,8 +184,8 @@ function pageFaultExit(t: VcpuTask, acc: Access, r: FaultReply): RunExit | null 
       t.mapped.add(acc.gfn);
       return null;
     case "RET_PF_SPURIOUS":
+      // kvm_mmu_do_page_fault counts pf_spurious; pf_fast only counts what fast_page_fault fixed
       t.stat.pf_spurious++;
-      t.stat.pf_fast++;
       t.mapped.add(acc.gfn);
       return null;
     case "RET_PF_EMULATE":

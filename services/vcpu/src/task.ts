@@ -12,7 +12,8 @@ export type { ExitVia } from "@faultline/shared";
 export type Outcome = SignalExitOutcome;
 
 export interface VcpuPorts {
-  fault: (vcpu: number, gfn: number, write: boolean, site: Site) => Promise<FaultReply>;
+  /** a guest exit to KVM for an access; `user`: the guest was at CPL3 */
+  fault: (vcpu: number, gfn: number, write: boolean, site: Site, user: boolean) => Promise<FaultReply>;
   dequeue: (vcpu: number, atMs: number, outcome: Outcome, via: ExitVia) => Promise<void>;
   /** page ready: replay the async page fault with prefetch=true (`kvm_check_async_pf_completion`) */
   apfReady: (vcpu: number, gfn: number, token: number) => Promise<FaultReply>;
@@ -69,6 +70,8 @@ export class VcpuTask {
   readonly deferred = new Map<number, number>();
   /** `vcpu->async_pf.done` as seen by this vCPU: completions not processed yet */
   apfDone: Array<{ gfn: number; token: number }> = [];
+  /** `vcpu->arch.apf.halted` (KVM_REQ_APF_HALT): survives a signal exit, cleared by a completion */
+  apfHalted: { gfn: number; sinceMs: number } | null = null;
   #changed: (() => void) | null = null;
 
   readonly id: number;

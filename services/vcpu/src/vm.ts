@@ -27,7 +27,7 @@ export class VcpuVm implements VmState {
       bus.request(subject, { vm, trace: `${vm}.${vcpu}.${kind}`, vcpu, ...body }, reply, { timeoutMs: faultTimeoutMs, stream: streams[vcpu]!, signal: ctx.signal });
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
-      fault: (vcpu, gfn, write, site) => call(vcpu, "f", subjects.fault(vm), { gfn, write, site }, FaultReply),
+      fault: (vcpu, gfn, write, site, user) => call(vcpu, "f", subjects.fault(vm), { gfn, write, site, user }, FaultReply),
       dequeue: async (vcpu, atMs, outcome, via) => void (await call(vcpu, "d", subjects.dequeue(vm), { atMs, outcome, via }, DequeueReply)),
       apfReady: (vcpu, gfn, token) => call(vcpu, "a", subjects.apfReady(vm), { gfn, token }, FaultReply),
       resolve: (vcpu, gfn) => call(vcpu, "r", subjects.resolve(vm), { gfn }, ResolveReply),

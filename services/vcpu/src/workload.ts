@@ -1,7 +1,8 @@
 /**
  * Guest workloads, as memstress in demand_paging_test: each vCPU touches every page of its own
  * partition once (`pagesPerVcpu` pages, partitioned, not overlapped), in order or in a seeded
- * random order; each access is a write with probability `writeRatio`.
+ * random order; each access is a write with probability `writeRatio`, and made at CPL3 (guest user
+ * mode) with probability `userModeShare`, else at CPL0.
  *
  * Stored compactly (9 bytes an access: a Float64Array of gfns and a Uint8Array of flags), and
  * built in time linear in the vCPU's own pages: its partition is computed from the memslot ranges,
@@ -11,8 +12,8 @@
  */
 import { SITES, guestRanges, prng, type FaultReq, type Scenario, type Site } from "@faultline/shared";
 
-/** One guest access: the page, read or write, and where it meets KVM (the FaultReq it may become). */
-export type Access = Pick<FaultReq, "gfn" | "write" | "site">;
+/** One guest access: the page, read or write, the guest's CPL, and where it meets KVM (the FaultReq it may become). */
+export type Access = Pick<FaultReq, "gfn" | "write" | "site" | "user">;
 
 /** Accesses built per slice between two turns of the event loop (about a millisecond of work). */
 export const BUILD_SLICE = 32_768;
@@ -20,6 +21,10 @@ export const BUILD_SLICE = 32_768;
 const BUILD_AT_ONCE = 256;
 
 const WRITE = 1;
+/** the access is made at CPL3 */
+const USER = 2;
+/** the SITES index sits above the write and user bits */
+const SITE_SHIFT = 2;
 
 /** Builds waiting for slices, oldest first; one slice runs per turn of the event loop. */
 const queue: Array<() => boolean> = [];
@@ -114,7 +119,7 @@ export class Workload implements Iterable<Access> {
     return this.#gfns;
   }
 
-  /** every access's flags: bit 0 write, bits 1–7 an index into SITES */
+  /** every access's flags: bit 0 write, bit 1 user mode (CPL3), bits 2–7 an index into SITES */
   get flags(): Uint8Array {
     this.#finish();
     return this.#flags;
@@ -128,14 +133,19 @@ export class Workload implements Iterable<Access> {
     return (this.flags[i]! & WRITE) !== 0;
   }
 
+  /** the guest was at CPL3 for access `i` */
+  user(i: number): boolean {
+    return (this.flags[i]! & USER) !== 0;
+  }
+
   site(i: number): Site {
-    return SITES[this.flags[i]! >> 1]!;
+    return SITES[this.flags[i]! >> SITE_SHIFT]!;
   }
 
   /** Access `i`, or undefined past the end. */
   at(i: number): Access | undefined {
     if (i < 0 || i >= this.length) return undefined;
-    return { gfn: this.gfn(i), write: this.write(i), site: this.site(i) };
+    return { gfn: this.gfn(i), write: this.write(i), site: this.site(i), user: this.user(i) };
   }
 
   *[Symbol.iterator](): Iterator<Access> {
@@ -188,8 +198,11 @@ export class Workload implements Iterable<Access> {
     }
     const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
     const ratio = s.workload.writeRatio;
+    // its own stream, so adding the CPL draw changed no other draw of a seed
+    const cpl = prng(s.seed * 15_485_863 + vcpu);
+    const userShare = s.workload.userModeShare;
     for (let i = 0; i < n; i++) {
-      flags[i] = (rnd() < ratio ? WRITE : 0) | (site() << 1);
+      flags[i] = (rnd() < ratio ? WRITE : 0) | (cpl() < userShare ? USER : 0) | (site() << SITE_SHIFT);
       if ((i + 1) % BUILD_SLICE === 0) yield;
     }
   }

@@ -47,7 +47,11 @@ export const HeartbeatMsg = Strict({
 });
 
 /** vcpu → mmu: `kvm_mmu_page_fault(vcpu, gpa, error_code)`. */
-export const FaultReq = Strict({ ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES) });
+export const FaultReq = Strict({
+  ...Envelope, vcpu: VcpuId, gfn: Gfn, write: Type.Boolean(), site: lit(SITES),
+  /** the guest was at CPL3 (user mode) when it made the access; false: CPL0 (`kvm_can_deliver_async_pf` refuses there) */
+  user: Type.Boolean(),
+});
 export const FaultPath = lit(["fast_page_fault", "hva_to_pfn_fast", "gup", "noslot", "stale", "uaccess", "kvm_vcpu_map", "gpc_refresh", "memory_fault", "async_pf", "memslot_invalid", "ro_fault"] as const);
 export const FaultReply = Strict({
   /** RET_PF_* name for r >= 0, or ERRNO for r < 0 (then `errno` says which). */
@@ -55,7 +59,10 @@ export const FaultReply = Strict({
   errno: Type.Optional(lit(["EINTR", "EFAULT", "EINVAL"] as const)),
   /** set when the handler already decided the KVM_RUN exit (`kvm_handle_signal_exit`, MMIO). */
   exit: Type.Optional(ExitNameSchema),
-  /** where it was resolved: `fast_page_fault` (pf_fast), attempt 1 (`hva_to_pfn_fast`, no pager), attempt 2 (`gup`, the pager) */
+  /**
+   * where it was resolved: `fast_page_fault` (pf_fast; never for a not-present fault with A/D bits on), attempt 1
+   * (`hva_to_pfn_fast`, no pager), attempt 2 (`gup`, the pager)
+   */
   path: FaultPath,
   /** how many times the task entered `handle_userfault` for this fault. */
   sleeps: Type.Integer({ minimum: 0 }),

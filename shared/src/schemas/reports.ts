@@ -1,7 +1,7 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
 import { SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { LatencySchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
+import { ApfDeliverySchema, LatencySchema, MemslotOpResultSchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
 
 /** every report carries what the service saw of the testbed itself */
 const testbed = { testbed: ServiceTestbedSchema };
@@ -60,6 +60,8 @@ export const MmuReport = Type.Object({
   sptes: N,
   invalidateSeq: N,
   asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
+  asyncPfDelivery: Type.Union([Type.Null(), ApfDeliverySchema]),
+  memslotOps: Type.Array(MemslotOpResultSchema),
   ...testbed,
 });
 

@@ -107,6 +107,37 @@ export const MmuCountersSchema = Type.Object({
   memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
 });
 
+/**
+ * One KVM_SET_USER_MEMORY_REGION (a planned `vm.memslotOps` entry or one sent through the API). A change
+ * returns only after `synchronize_srcu_expedited(&kvm->srcu)` in `kvm_swap_active_memslots`, i.e. once every
+ * vCPU that was inside a fault when the wait began has left it.
+ */
+export const MemslotOpResultSchema = Type.Object({
+  op: Type.Union([Type.Literal("delete"), Type.Literal("add"), Type.Literal("move"), Type.Literal("flags")]),
+  slot: Type.Integer(),
+  /** planned time (`vm.memslotOps[].atMs`); null for an op sent through the API */
+  atMs: NullN,
+  /** when the VMM issued the ioctl, ms since the run started */
+  requestedAtMs: N,
+  /** when the ioctl returned (also for a refused op); null: still waiting when the run ended */
+  completedAtMs: NullN,
+  /** the errno KVM refused the op with (`__kvm_set_memory_region`), null when it was accepted */
+  errno: Type.Union([Type.String(), Type.Null()]),
+});
+
+/**
+ * How async page faults reached the guest (there is no KVM stat for this; these count what
+ * `kvm_arch_async_page_not_present` / `kvm_arch_async_page_present` did).
+ */
+export const ApfDeliverySchema = Type.Object({
+  /** #PF with KVM_PV_REASON_PAGE_NOT_PRESENT injected: the guest (at CPL3, PV on) schedules another task */
+  notPresentInjected: Type.Integer(),
+  /** KVM_REQ_APF_HALT: the fault was not deliverable (PV off, or the guest at CPL0), or a repeated fault */
+  haltRequests: Type.Integer(),
+  /** "page ready" (apf.vec) injected for an item whose "page not present" had been injected */
+  pageReadyInjected: Type.Integer(),
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -122,6 +153,10 @@ export const ResultSchema = Type.Object(
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
     /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */
     asyncPf: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Integer())]),
+    /** what the guest was told of its async page faults; null when async PF is off */
+    asyncPfDelivery: Type.Union([Type.Null(), ApfDeliverySchema]),
+    /** every memslot op of the run, in the order the VMM issued them */
+    memslotOps: Type.Array(MemslotOpResultSchema),
     /** mmu side: memslot and invalidation activity */
     mmu: Type.Object({
       ...Type.Pick(MmuCountersSchema, ["memslotInvalid", "roFaults", "zapped"]).properties,
@@ -147,5 +182,7 @@ export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
 export type PagerResult = Static<typeof PagerCountersSchema>;
 export type MmuCounters = Static<typeof MmuCountersSchema>;
 export type Pause = Static<typeof PauseSchema>;
+export type MemslotOpResult = Static<typeof MemslotOpResultSchema>;
+export type ApfDelivery = Static<typeof ApfDeliverySchema>;
 export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };

@@ -166,6 +166,11 @@ export const ScenarioSchema = Type.Object(
         pattern: Type.Union([Type.Literal("sequential"), Type.Literal("random")], { default: "sequential" }),
         pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024, description: "vcpus x pagesPerVcpu is at most FAULTLINE_MAX_ACCESSES" }),
         writeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+        userModeShare: Type.Number({
+          minimum: 0, maximum: 1, default: 0.5,
+          description:
+            "share of accesses the guest makes at CPL3; a Linux guest ≥5.8 accepts 'page not present' only there; the selftests' guest runs at CPL0: 0",
+        }),
         site: Type.Union(
           [
             Type.Union(SITES.map((s) => Type.Literal(s))),
