@@ -141,6 +141,7 @@ export async function buildApp(o: AppOptions) {
   app.post("/v1/runs/:id/memslots", {
     schema: {
       tags: ["controls"], operationId: "memslotOp", summary: "KVM_SET_USER_MEMORY_REGION on a running VM: add, delete, move, flags",
+      description: "Answers when the ioctl returns: like the real one it waits in synchronize_srcu_expedited until every vCPU inside a fault has left it, which during a stall can be the rest of the run (docs/faults.md). result.memslotOps records each op's requested and completed time.",
       params: RunId, body: Type.Omit(MemslotOpSchema, ["atMs"]), response: { 200: Type.Object({ zapped: Type.Integer() }), ...errs },
     },
     validatorCompiler: strictValidator,

@@ -294,7 +294,10 @@ export class RunManager {
   async memslot(id: string, op: MemslotOp) {
     const r = this.#running(id);
     const fixed = { ...op, ...(op.size !== undefined ? { size: parseSize(op.size) } : {}) };
-    return this.#bus.request(subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    // the ioctl waits in synchronize_srcu_expedited for every vCPU inside a fault, which may be the rest of the run
+    const left = r.t0 === null ? 0 : r.t0 + r.scenario.durationMs - Date.now();
+    const timeoutMs = Math.max(this.#o.rpcTimeoutMs, left + this.#o.rpcTimeoutMs);
+    return this.#bus.request(subjects.memslot(r.id), { vm: r.id, trace: `${r.id}.api`, op: fixed }, MemslotReply, { timeoutMs });
   }
 
   async drop(id: string, gfns: number[]) {
