@@ -7,7 +7,7 @@
  * (reader.ts), a UFFD_EVENT_REMOVE included; a fill that gets -EAGAIN (a REMOVE not yet read) is
  * retried once the handler has read the REMOVE.
  */
-import type { ResolveReply } from "@faultline/shared";
+import { clock, type ResolveReply } from "@faultline/shared";
 import { EventReader } from "./reader.ts";
 import type { Userfaultfd } from "./userfaultfd.ts";
 
@@ -37,12 +37,12 @@ export class FaultHandler {
   }
 
   /**
-   * `n` spin re-faults of one task queued in one tick (gup.ts's busy loop): the handler reads what
-   * it can within `horizonMs` (reader.ts), each a duplicate of a page already in flight. Counted as
+   * `n` spin re-faults of one task queued since `sinceMs` (one tick of gup.ts's busy loop): the
+   * handler reads what it can (reader.ts), each a duplicate of a page already in flight. Counted as
    * UFFD_EVENT_PAGEFAULTs of the task and as spin re-faults; returns how many were read.
    */
-  readSpinEvents(vcpu: number, n: number, horizonMs: number): number {
-    const read = this.reader.bulk(n, horizonMs);
+  readSpinEvents(vcpu: number, n: number, sinceMs: number, horizonMs: number): number {
+    const read = this.reader.bulk(n, sinceMs, horizonMs);
     if (read > 0) {
       this.#ctx.countEvent(vcpu, read);
       this.#ctx.counters.spinRefaults += read;
@@ -69,7 +69,7 @@ export class FaultHandler {
   #afterRead(f: () => void): void {
     const wait = this.reader.one();
     if (wait < DEFER_MIN_MS) return f();
-    setTimeout(f, wait);
+    clock().setTimeout(f, wait);
   }
 
   #retryEagain(): void {

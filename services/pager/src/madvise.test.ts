@@ -28,7 +28,7 @@ describe("madvise(MADV_DONTNEED)", () => {
   it("madvise - a UFFDIO_COPY while the REMOVE is unread fails -EAGAIN; the handler retries it after reading the REMOVE, before the zap", async () => {
     const { uffd, clock } = setup(0.01);
     // the handler thread is busy for the next 5 ms (e.g. a spin flood): the REMOVE waits behind that
-    expect(uffd.handler.reader.bulk(500, 5)).toBe(500);
+    expect(uffd.handler.reader.bulk(500, clock.t, 5)).toBe(500);
     const log: string[] = [];
     const done = uffd.madvise([3], {
       start: async () => void log.push(`start mmapChanging=${uffd.ctx.mmapChanging} resident9=${uffd.resident.has(9)}`),

@@ -28,18 +28,20 @@ export class EventReader {
   }
 
   /**
-   * A batch of `n` messages queued together (a spin tick's re-faults): the handler reads as many as
-   * it can without being booked more than `horizonMs` ahead, and returns how many it read. The rest
-   * are never read: a spinning task takes its own unread message off the queue when it re-faults
-   * (`handle_userfault`'s `list_del(&uwq.wq.entry)`), so the backlog does not grow.
+   * A batch of `n` messages queued over [sinceMs, now] (a spin tick's re-faults): the handler reads
+   * them from when it was free in that interval on, as many as it can without being booked more than
+   * `horizonMs` past now, and returns how many it read. A flood within its capacity leaves it free by
+   * now; a bigger one books it ahead, and other messages wait behind. The rest are never read: a
+   * spinning task takes its own unread message off the queue when it re-faults (`handle_userfault`'s
+   * `list_del(&uwq.wq.entry)`), so the backlog does not grow.
    */
-  bulk(n: number, horizonMs: number): number {
+  bulk(n: number, sinceMs: number, horizonMs: number): number {
     if (n <= 0) return 0;
     if (this.#readMs <= 0) return n;
     const now = this.#now();
-    const start = Math.max(now, this.#busyUntil);
+    const start = Math.max(sinceMs, this.#busyUntil);
     const read = Math.min(n, Math.max(0, Math.floor((now + horizonMs - start) / this.#readMs)));
-    this.#busyUntil = start + read * this.#readMs;
+    if (read > 0) this.#busyUntil = start + read * this.#readMs;
     this.busyMs += read * this.#readMs;
     return read;
   }

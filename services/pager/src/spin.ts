@@ -7,10 +7,12 @@
  *
  * Modelled in bulk, never one message or promise per event: every SPIN_TICK_MS the task's re-faults
  * since the last tick (`kernel.uaccessSpin.eventsPerSec`) go to the handler in one batch, which
- * reads what its per-message cost allows (reader.ts) and books its thread up to one tick ahead, so
- * other vCPUs' events wait behind at most a tick's worth of reads (in the kernel the backlog is one
- * message per spinning task; the tick coarsens that). CPU time: spin wall time x `cpuShare`.
+ * reads what its per-message cost allows (reader.ts). A flood beyond the handler's capacity (several
+ * spinning tasks, or a slow handler) books its thread up to one tick ahead, so other vCPUs' events
+ * wait behind up to a tick's worth of reads (in the kernel, behind one message per spinning task:
+ * reads are FIFO; the tick coarsens that). CPU time: spin wall time x `cpuShare`.
  */
+import { clock, type ClockTimer } from "@faultline/shared";
 import type { FaultHandler } from "./handler.ts";
 import type { Userfaultfd } from "./userfaultfd.ts";
 
@@ -25,7 +27,7 @@ export class UaccessSpin {
   #last: number;
   /** fractional re-faults carried to the next tick */
   #carry = 0;
-  #timer: NodeJS.Timeout | null = null;
+  #timer: ClockTimer | null = null;
   /** re-faults the handler read */
   events = 0;
 
@@ -35,15 +37,14 @@ export class UaccessSpin {
     this.#vcpu = vcpu;
     this.#since = this.#last = ctx.now();
     if (ctx.config.uaccessSpin.eventsPerSec > 0) {
-      this.#timer = setInterval(() => this.#tick(), SPIN_TICK_MS);
-      this.#timer.unref();
+      this.#timer = clock().setInterval(() => this.#tick(), SPIN_TICK_MS);
     }
   }
 
   /** The loop ends (the page arrived, a fatal signal, release): the last partial tick; returns the CPU time burnt, ms. */
   stop(): number {
     if (this.#timer) {
-      clearInterval(this.#timer);
+      clock().clear(this.#timer);
       this.#timer = null;
       this.#tick();
     }
@@ -52,10 +53,11 @@ export class UaccessSpin {
 
   #tick(): void {
     const now = this.#ctx.now();
-    const offered = ((now - this.#last) * this.#ctx.config.uaccessSpin.eventsPerSec) / 1000 + this.#carry;
+    const since = this.#last;
+    const offered = ((now - since) * this.#ctx.config.uaccessSpin.eventsPerSec) / 1000 + this.#carry;
     this.#last = now;
     const n = Math.floor(offered);
     this.#carry = offered - n;
-    if (n > 0 && !this.#ctx.released) this.events += this.#handler.readSpinEvents(this.#vcpu, n, SPIN_TICK_MS);
+    if (n > 0 && !this.#ctx.released) this.events += this.#handler.readSpinEvents(this.#vcpu, n, since, SPIN_TICK_MS);
   }
 }
