@@ -13,7 +13,6 @@
  */
 import type { GupReply, GupReq, MessageBody, WaitState } from "@faultline/shared";
 import type { FaultHandler } from "./handler.ts";
-import { UaccessSpin } from "./spin.ts";
 import { wakesFor, type Userfaultfd } from "./userfaultfd.ts";
 
 /** One page faulted in by a task (the GupReq message less its envelope). */
@@ -104,8 +103,8 @@ export async function copyFromUser(ctx: Userfaultfd, handler: FaultHandler, req:
     const sig = ctx.sig(req.vcpu);
     const state: WaitState = sig.any ? "SPINNING" : "TASK_INTERRUPTIBLE";
     if (wakesFor(state, sig)) continue; // signal_pending_state(): a fatal signal ends it at once
-    const spin = state === "SPINNING" ? new UaccessSpin(ctx, handler, req.vcpu) : null;
+    const endSpin = state === "SPINNING" ? handler.flood.start(req.vcpu) : null;
     await ctx.sleep(req.vcpu, req.gfn, state);
-    if (spin) spinMs += spin.stop();
+    if (endSpin) spinMs += endSpin();
   }
 }

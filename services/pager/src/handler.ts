@@ -9,6 +9,7 @@
  */
 import { clock, type ResolveReply } from "@faultline/shared";
 import { EventReader } from "./reader.ts";
+import { SpinFlood } from "./spin.ts";
 import type { Userfaultfd } from "./userfaultfd.ts";
 
 /** A read that would end sooner than this is done at once: below a timer's resolution. */
@@ -22,6 +23,8 @@ export class FaultHandler {
   /** pages the handler is resolving now */
   readonly #inflight = new Set<number>();
   readonly reader: EventReader;
+  /** the re-faults of tasks busy-looping in a kernel-mode fault, read in bulk (spin.ts) */
+  readonly flood: SpinFlood;
   /** fills that failed -EAGAIN, retried once the pending UFFD_EVENT_REMOVEs are read */
   #eagain: Array<[number, FillHow]> = [];
 
@@ -29,25 +32,12 @@ export class FaultHandler {
     this.#ctx = ctx;
     this.#fetch = fetch;
     this.reader = new EventReader(ctx.config.eventReadMs, ctx.now);
+    this.flood = new SpinFlood(ctx, this.reader);
   }
 
   /** A UFFD_EVENT_PAGEFAULT was queued: the handler reads it (after the messages before it), then serves it. */
   handleEvent(gfn: number, write: boolean): void {
     this.#afterRead(() => this.#serve(gfn, write));
-  }
-
-  /**
-   * `n` spin re-faults of one task queued since `sinceMs` (one tick of gup.ts's busy loop): the
-   * handler reads what it can (reader.ts), each a duplicate of a page already in flight. Counted as
-   * UFFD_EVENT_PAGEFAULTs of the task and as spin re-faults; returns how many were read.
-   */
-  readSpinEvents(vcpu: number, n: number, sinceMs: number, horizonMs: number): number {
-    const read = this.reader.bulk(n, sinceMs, horizonMs);
-    if (read > 0) {
-      this.#ctx.countEvent(vcpu, read);
-      this.#ctx.counters.spinRefaults += read;
-    }
-    return read;
   }
 
   /**

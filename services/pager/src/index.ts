@@ -6,7 +6,7 @@ export { Uffd, WAKE_FLUSH_MS, type GupRequest, type GupResult, type MmuNotifier,
 export { Userfaultfd } from "./userfaultfd.ts";
 export { FaultHandler } from "./handler.ts";
 export { EventReader } from "./reader.ts";
-export { SPIN_TICK_MS, UaccessSpin } from "./spin.ts";
+export { SPIN_TICK_MS, SpinFlood } from "./spin.ts";
 export { PageSource } from "./source.ts";
 export { VmPager } from "./pager.ts";
 

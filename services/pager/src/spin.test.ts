@@ -119,6 +119,24 @@ describe("uaccess spin", () => {
     await Promise.all([other, spinning]);
   });
 
+  it("uaccess spin - two spinning tasks beyond the handler's capacity share its reads (FIFO), each counted under its own ptid", async () => {
+    const { uffd, clock, answer } = setup({ threadId: true, eventReadMs: 0.01, uaccessSpin: { eventsPerSec: 100_000, cpuShare: 1 } });
+    const a = uffd.faultIn(uaccess(0, 7));
+    const b = uffd.faultIn(uaccess(1, 8));
+    await until(() => uffd.waiters().length === 2, "both asleep");
+    uffd.setPending(0, ["SIGUSR1"], false);
+    uffd.setPending(1, ["SIGUSR1"], false);
+    await until(() => uffd.waiters().length === 2 && uffd.waiters().every((w) => w.waitState === "SPINNING"), "both spinning");
+    clock.t += 100; // 2 x 10 000 offered, ~11 000 readable
+    await until(() => uffd.counters.spinRefaults > 0, "a tick read");
+    const { vcpu0, vcpu1 } = uffd.eventsByPtid;
+    expect(Math.abs(vcpu0! - vcpu1!)).toBeLessThanOrEqual(1);
+    expect(uffd.counters.spinRefaults).toBeLessThan(20_000);
+    answer(7);
+    answer(8);
+    await Promise.all([a, b]);
+  });
+
   it("uaccess spin - SIGKILL ends the flood: -EFAULT, and no re-fault is counted after it", async () => {
     const { uffd, clock } = setup({ uaccessSpin: { eventsPerSec: 100_000, cpuShare: 0.5 } });
     const access = uffd.faultIn(uaccess(0, 7));
