@@ -22,6 +22,14 @@ function memslotLine(o: Result["memslotOps"][number]): string {
   return `${what}, completed ${at(o.completedAtMs)} (waited ${(o.completedAtMs - o.requestedAtMs).toFixed(1)} ms)`;
 }
 
+/** The kernel-uaccess busy loop, when a vCPU spun: CPU time per spinning vCPU and the re-faults the handler read. */
+function spinLine(r: Result): string | null {
+  const spun = r.vcpus.filter((v) => v.spinCpuMs > 0);
+  if (!spun.length && !r.pager.spinRefaults) return null;
+  const cpu = spun.map((v) => `vCPU ${v.id} ${v.spinCpuMs.toFixed(0)} ms`).join(", ") || "none";
+  return `  uaccess spin: CPU time ${cpu}; ${r.pager.spinRefaults} spin re-faults (UFFD_EVENT_PAGEFAULT read by the handler)`;
+}
+
 export function formatResult(r: Result): string {
   const out: string[] = [];
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
@@ -40,6 +48,9 @@ export function formatResult(r: Result): string {
   }
   const pg = r.pager;
   out.push(`  pager: ${pg.faultEvents} fault events, ${pg.copies} UFFDIO_COPY, ${pg.eexist} EEXIST, ${pg.wakes} wakes, ${pg.duplicateRequests} duplicate requests`);
+  const spin = spinLine(r);
+  if (spin) out.push(spin);
+  if (pg.removeEvents > 0) out.push(`  drops: ${pg.removeEvents} UFFD_EVENT_REMOVE, ${pg.removes} pages dropped, ${pg.eagain} UFFDIO_COPY -EAGAIN (retried), ${r.mmu.stale} faults retried (invalidation)`);
   const l = r.latency;
   const tainted = (x: { testbedStalled?: number | undefined }) => (x.testbedStalled ? ` (${x.testbedStalled} across a testbed stall)` : "");
   out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}${tainted(l.faultSlow)}`);

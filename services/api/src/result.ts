@@ -52,7 +52,7 @@ function emptyVcpu(ctx: AssembleContext): VcpuReport {
 }
 
 const EMPTY_PAGER: Omit<PagerReport, "testbed"> = {
-  faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0,
+  faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, spinRefaults: 0, removeEvents: 0, eagain: 0,
   writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, waiters: [], kworkersAsleep: 0, stalls: [],
 };
 const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], signalToExit: ZERO };
@@ -81,8 +81,10 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
         return { signal: s.signal, source: s.source, sentAtMs: s.sentAtMs, outcome, via: s.via, latencyUs: s.latencyUs, ...(s.testbedStalled ? { testbedStalled: true } : {}) };
       });
     const { inFault: _inFault, ...rest } = v;
-    // a task still busy-looping at the end has spun since it entered the loop
-    if (blockedIn?.waitState === "SPINNING") rest.spinCpuMs = Math.round((rest.spinCpuMs + vcpuR.nowMs - blockedIn.sinceMs) * 1000) / 1000;
+    // a task still busy-looping at the end has burnt CPU since it entered the loop (its share of the wall time)
+    if (blockedIn?.waitState === "SPINNING") {
+      rest.spinCpuMs = Math.round((rest.spinCpuMs + (vcpuR.nowMs - blockedIn.sinceMs) * scenario.kernel.uaccessSpin.cpuShare) * 1000) / 1000;
+    }
     return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
   });
   const { waiters: _w, stalls: _s, kworkersAsleep: _k, testbed: _t, ...pager } = pagerR;
@@ -102,7 +104,7 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
     memslotOps: mmuR.memslotOps,
     mmu: {
       memslotInvalid: mmuR.memslotInvalid, roFaults: mmuR.roFaults, zapped: mmuR.zapped, invalidateSeq: mmuR.invalidateSeq, hwpoison: mmuR.hwpoison,
-      memoryFaults: mmuR.memoryFaults, uaccess: mmuR.uaccess, vcpuMap: mmuR.vcpuMap, gpcRefresh: mmuR.gpcRefresh,
+      memoryFaults: mmuR.memoryFaults, uaccess: mmuR.uaccess, vcpuMap: mmuR.vcpuMap, gpcRefresh: mmuR.gpcRefresh, stale: mmuR.stale,
     },
     demandPaging: vcpuR.demandPaging,
     partial: ctx.missing.length > 0,

@@ -16,7 +16,9 @@ export const mmuService = defineService<MmuVm>({
     endpoint(subjects.fault, FaultReq, (v: MmuVm, m) => v.mmu.access(m.vcpu, m.gfn, m.write, m.site, m.user)),
     endpoint(subjects.apfReady, ApfReadyReq, (v: MmuVm, m) => v.mmu.apfReady(m.vcpu, m.gfn)),
     endpoint(subjects.memslot, MemslotReq, async (v: MmuVm, m) => ({ zapped: (await v.memslotOp(m.op, null)).length })),
-    endpoint(subjects.invalidate, InvalidateMsg, (v: MmuVm, m) => void v.mmu.invalidate(m.gfns)),
+    // the mmu notifier's two halves around the pager's zap (MADV_DONTNEED)
+    endpoint(subjects.invalidate, InvalidateMsg, (v: MmuVm, m) =>
+      void (m.phase === "start" ? v.mmu.invalidateRangeStart(m.id, m.gfns) : v.mmu.invalidateRangeEnd(m.id, m.gfns))),
     endpoint(subjects.resident, ResidentMsg, (v: MmuVm, m) => v.resident(m.gfns), { event: true }),
   ],
 });

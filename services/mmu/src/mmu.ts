@@ -48,10 +48,15 @@ export class Mmu {
   readonly hostPresent = new PageSet();
   /** host pages present but uffd-write-protected (WP mode): a write cannot take attempt 1 */
   readonly hostWriteProtected = new PageSet();
-  /** `kvm->mmu_invalidate_seq`, bumped by `kvm_mmu_invalidate_end` (issue 3 adds the notifiers). */
+  /** `kvm->mmu_invalidate_seq`, bumped by `kvm_mmu_invalidate_end`. */
   invalidateSeq = 0;
   /** `kvm->mmu_invalidate_in_progress` */
   invalidateInProgress = 0;
+  /** `kvm->mmu_invalidate_range_start/_end` (gfns, [start, end)); -1: INVALID_GPA */
+  #invalidateRange: [number, number] = [-1, -1];
+  /** invalidations started and not yet ended, by the notifier's id (a repeated start or end is a no-op) */
+  readonly #invalidating = new Set<string>();
+  #localInvalidations = 0;
   readonly memslots: Memslots;
   /** `kvm->srcu`: every vCPU inside `access` or `apfReady` is a reader */
   readonly srcu = new Srcu();
@@ -111,19 +116,52 @@ export class Mmu {
   }
 
   /**
-   * An mmu notifier invalidation (the pager dropped pages: MADV_DONTNEED, UFFD_EVENT_REMOVE):
-   * `kvm_mmu_invalidate_begin`, zap the SPTEs, `kvm_mmu_invalidate_end` (mmu_invalidate_seq++).
-   * A fault that snapshotted the old sequence before its gup now fails `is_page_fault_stale`.
+   * `kvm_mmu_notifier_invalidate_range_start` (the pager's MADV_DONTNEED, before its host pages go):
+   * `kvm_mmu_invalidate_begin` (in_progress++, the range reset when it is the only one),
+   * `kvm_mmu_invalidate_range_add` (the union of the ranges), then the SPTEs are zapped. Until the
+   * end, a fault on a gfn in the range gets RET_PF_RETRY (`mmu_invalidate_retry_gfn`). Returns the
+   * SPTEs zapped.
    */
-  invalidate(gfns: readonly number[]): number[] {
-    return this.#zap(gfns, true);
+  invalidateRangeStart(id: string, gfns: readonly number[]): number[] {
+    if (this.#invalidating.has(id) || !gfns.length) return [];
+    this.#invalidating.add(id);
+    this.invalidateInProgress++;
+    if (this.invalidateInProgress === 1) this.#invalidateRange = [-1, -1];
+    let [start, end] = this.#invalidateRange;
+    for (const g of gfns) {
+      if (start < 0 || g < start) start = g;
+      if (end < 0 || g + 1 > end) end = g + 1;
+    }
+    this.#invalidateRange = [start, end];
+    return this.#zap(gfns);
   }
 
-  #zap(gfns: readonly number[], unmapHost: boolean): number[] {
-    this.invalidateInProgress++;
+  /**
+   * `kvm_mmu_notifier_invalidate_range_end` → `kvm_mmu_invalidate_end`: the host pages `gone` are
+   * unmapped (the mirror `hva_to_pfn_fast` reads), `mmu_invalidate_seq++`, in_progress--. A fault
+   * that snapshotted the old sequence now fails `is_page_fault_stale`.
+   */
+  invalidateRangeEnd(id: string, gone: readonly number[]): void {
+    if (!this.#invalidating.delete(id)) return;
+    for (const g of gone) this.hostPresent.delete(g);
+    this.invalidateSeq++;
+    this.invalidateInProgress--;
+  }
+
+  /** A whole invalidation at once (start, the pages gone, end); returns the SPTEs zapped. */
+  invalidate(gfns: readonly number[]): number[] {
+    const id = `local.${++this.#localInvalidations}`;
+    const zapped = this.invalidateRangeStart(id, gfns);
+    this.invalidateRangeEnd(id, gfns);
+    return zapped;
+  }
+
+  /** The SPTEs of `gfns` zapped, announced in messages of at most ZAP_CHUNK. */
+  #zap(gfns: readonly number[]): number[] {
     const zapped = gfns.filter((g) => this.spte.delete(g));
-    if (unmapHost) for (const g of gfns) this.hostPresent.delete(g);
-    return this.#zapped(zapped);
+    this.counters.zapped += zapped.length;
+    for (let i = 0; i < zapped.length; i += ZAP_CHUNK) this.onZap(zapped.slice(i, i + ZAP_CHUNK));
+    return zapped;
   }
 
   /**
@@ -152,15 +190,6 @@ export class Mmu {
     }
     this.counters.zapped += chunk.length;
     if (chunk.length) this.onZap(chunk);
-  }
-
-  /** `kvm_mmu_invalidate_end`, and the zapped gfns announced in messages of at most ZAP_CHUNK. */
-  #zapped(zapped: number[]): number[] {
-    this.invalidateSeq++;
-    this.invalidateInProgress--;
-    this.counters.zapped += zapped.length;
-    for (let i = 0; i < zapped.length; i += ZAP_CHUNK) this.onZap(zapped.slice(i, i + ZAP_CHUNK));
-    return zapped;
   }
 
   /**
@@ -322,9 +351,21 @@ export class Mmu {
     };
   }
 
+  /**
+   * `mmu_invalidate_retry_gfn`: an invalidation in progress over `gfn` (or with no range yet, the
+   * WARN_ON_ONCE case, which retries too), or one that ended since the fault's snapshot.
+   */
+  #invalidateRetryGfn(mmuSeq: number, gfn: number): boolean {
+    if (this.invalidateInProgress > 0) {
+      const [start, end] = this.#invalidateRange;
+      if (start < 0 || (gfn >= start && gfn < end)) return true;
+    }
+    return mmuSeq !== this.invalidateSeq;
+  }
+
   #map(gfn: number, mmuSeq: number, path: FaultReply["path"], sleeps: number): FaultReply {
-    // is_page_fault_stale: an invalidation ran since the snapshot → RET_PF_RETRY, the guest re-faults
-    if (mmuSeq !== this.invalidateSeq) {
+    // is_page_fault_stale: an invalidation in progress over the gfn or run since the snapshot → RET_PF_RETRY, the guest re-faults
+    if (this.#invalidateRetryGfn(mmuSeq, gfn)) {
       this.counters.stale++;
       return { ret: "RET_PF_RETRY", path: "stale", sleeps, fatal: false, spinMs: 0 };
     }

@@ -83,8 +83,9 @@ export async function asyncPfExecute(ctx: Userfaultfd, handler: FaultHandler, re
  * sleeps TASK_INTERRUPTIBLE (FAULT_FLAG_DEFAULT), so any signal wakes it; but for a kernel-mode
  * fault `fault_signal_pending()` is true only for a fatal signal, so the fault is retried, and with
  * the signal still pending `schedule()` returns at once: the task busy-loops until the page arrives
- * (SPINNING), or a fatal signal makes the exception fixup return -EFAULT. (Jens Axboe's 2025 mm fix,
- * a 100 ms sleep per retry, is not modelled.)
+ * (SPINNING), or a fatal signal makes the exception fixup return -EFAULT. While it spins it re-queues
+ * UFFD_EVENT_PAGEFAULTs and burns CPU (spin.ts); `spinMs` is that CPU time. (Jens Axboe's 2025 mm
+ * fix, a 100 ms sleep per retry, is not modelled.)
  */
 export async function copyFromUser(ctx: Userfaultfd, handler: FaultHandler, req: GupRequest): Promise<GupResult> {
   let sleeps = 0;
@@ -102,8 +103,8 @@ export async function copyFromUser(ctx: Userfaultfd, handler: FaultHandler, req:
     const sig = ctx.sig(req.vcpu);
     const state: WaitState = sig.any ? "SPINNING" : "TASK_INTERRUPTIBLE";
     if (wakesFor(state, sig)) continue; // signal_pending_state(): a fatal signal ends it at once
-    const t = ctx.now();
+    const endSpin = state === "SPINNING" ? handler.flood.start(req.vcpu) : null;
     await ctx.sleep(req.vcpu, req.gfn, state);
-    if (state === "SPINNING") spinMs += ctx.now() - t;
+    if (endSpin) spinMs += endSpin();
   }
 }

@@ -2,9 +2,11 @@
 import { DropReq, GupReq, ResolveReq, StallReq, WakeMsg, defineService, endpoint, subjects } from "@faultline/shared";
 import { VmPager } from "./pager.ts";
 
-export { Uffd, WAKE_FLUSH_MS, type GupRequest, type GupResult, type PagerCounters, type UffdConfig, type UffdPorts } from "./uffd.ts";
+export { Uffd, WAKE_FLUSH_MS, type GupRequest, type GupResult, type MmuNotifier, type PagerCounters, type UffdConfig, type UffdPorts } from "./uffd.ts";
 export { Userfaultfd } from "./userfaultfd.ts";
 export { FaultHandler } from "./handler.ts";
+export { EventReader } from "./reader.ts";
+export { SPIN_TICK_MS, SpinFlood } from "./spin.ts";
 export { PageSource } from "./source.ts";
 export { VmPager } from "./pager.ts";
 

@@ -15,6 +15,7 @@ export class VmPager implements VmState {
   readonly #bus: Bus;
   readonly #vm: string;
   readonly #drops: ReqStream;
+  #invalidations = 0;
 
   constructor(ctx: Pick<VmContext, "bus" | "vm" | "scenario">) {
     const { bus, vm, scenario } = ctx;
@@ -34,6 +35,8 @@ export class VmPager implements VmState {
         isZero: zeroDraw(scenario),
         poison: new Set(scenario.pager.poison),
         wakeBatch: scenario.pager.wakeBatch,
+        eventReadMs: scenario.pager.eventReadUs / 1000,
+        uaccessSpin: scenario.kernel.uaccessSpin,
       },
       topology: {
         layout: scenario.pager.uffd.layout,
@@ -43,7 +46,7 @@ export class VmPager implements VmState {
       },
     });
     if (scenario.pager.mode === "wp") this.uffd.populateWriteProtectedRanges(guestRanges(scenario.vm.memslots));
-    for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => this.drop(d.gfns));
+    for (const d of scenario.pager.drops) this.clock.at(d.atMs, () => void this.drop(d.gfns));
     for (const s of scenario.pager.stalls) {
       this.clock.at(s.atMs, () => this.setStalled(true));
       this.clock.at(s.atMs + s.forMs, () => this.setStalled(false));
@@ -55,14 +58,17 @@ export class VmPager implements VmState {
     this.clock.start(t0);
   }
 
-  /** MADV_DONTNEED: drop pages; the mmu notifier (in the mmu service) invalidates them. */
-  drop(gfns: readonly number[]): { dropped: number } {
-    const dropped = this.uffd.drop(gfns);
-    // UFFD_EVENT_REMOVE → the mmu notifier: a retried request, so a reconnect cannot lose an invalidation
-    if (dropped.length) {
-      void this.#bus.request(subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, gfns: dropped }, Ok, { timeoutMs: 30_000, stream: this.#drops })
-        .catch(() => undefined);
-    }
+  /**
+   * MADV_DONTNEED: UFFD_EVENT_REMOVE (read by the handler), then the mmu notifier's start in the mmu
+   * service, the pages go, the notifier's end; answers once all of it is done, as madvise returns.
+   */
+  async drop(gfns: readonly number[]): Promise<{ dropped: number }> {
+    const id = `${this.#drops.name}.${++this.#invalidations}`;
+    // each half is a retried request (joined, never run twice), so a reconnect cannot lose an invalidation
+    const notify = (phase: "start" | "end", g: readonly number[]) =>
+      this.#bus.request(subjects.invalidate(this.#vm), { vm: this.#vm, trace: `${this.#vm}.drop`, id, phase, gfns: [...g] }, Ok, { timeoutMs: 30_000, stream: this.#drops })
+        .then(() => undefined, () => undefined);
+    const dropped = await this.uffd.madvise(gfns, { start: (g) => notify("start", g), end: (g) => notify("end", g) });
     return { dropped: dropped.length };
   }
 

@@ -8,11 +8,13 @@
 import type { GfnRange, ResolveReply, SignalName } from "@faultline/shared";
 import { FaultHandler } from "./handler.ts";
 import { faultIn, type GupRequest, type GupResult } from "./gup.ts";
+import { madviseDontneed, type MmuNotifier } from "./madvise.ts";
 import { Userfaultfd, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
 import type { UffdTopology } from "./wait-queue.ts";
 
 export { WAKE_FLUSH_MS, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
 export type { GupRequest, GupResult } from "./gup.ts";
+export type { MmuNotifier } from "./madvise.ts";
 
 export interface UffdPorts {
   fetch: (gfn: number) => Promise<void>;
@@ -83,7 +85,7 @@ export class Uffd {
   }
 
   /** The handler's `UFFDIO_COPY` (or ZEROPAGE, or CONTINUE) of one page. */
-  copy(gfn: number, how: "copy" | "zeropage" | "continue" = "copy"): "copied" | "EEXIST" {
+  copy(gfn: number, how: "copy" | "zeropage" | "continue" = "copy"): "copied" | "EEXIST" | "EAGAIN" {
     return this.handler.fill(gfn, how);
   }
 
@@ -97,9 +99,12 @@ export class Uffd {
     return this.handler.resolve(gfn, vcpu);
   }
 
-  /** MADV_DONTNEED of resident pages: they are missing again (UFFD_EVENT_REMOVE); returns those dropped. */
-  drop(gfns: readonly number[]): number[] {
-    return this.ctx.drop(gfns);
+  /**
+   * MADV_DONTNEED (madvise.ts): UFFD_EVENT_REMOVE read by the handler, then the notifier's start,
+   * the pages go, the notifier's end; returns the resident pages dropped.
+   */
+  madvise(gfns: readonly number[], notifier: MmuNotifier): Promise<number[]> {
+    return madviseDontneed(this.ctx, this.handler, gfns, notifier);
   }
 
   /** Tasks sleeping in `handle_userfault` now. */

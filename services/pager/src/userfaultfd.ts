@@ -2,7 +2,8 @@
  * One userfaultfd context (`struct userfaultfd_ctx`, fs/userfaultfd.c): the pages of the registered
  * range (resident, write-protected, poisoned), `fault_wqh` with the tasks asleep in
  * `handle_userfault` and `userfaultfd_wake_function`, the fill ioctls (UFFDIO_COPY, ZEROPAGE,
- * CONTINUE, WRITEPROTECT, POISON, WAKE), each task's pending-signal view (`signal_wake_up`), and
+ * CONTINUE, WRITEPROTECT, POISON, WAKE), each task's pending-signal view (`signal_wake_up`),
+ * `mmap_changing` (raised by `userfaultfd_remove` until the handler reads the UFFD_EVENT_REMOVE), and
  * release. Who fills and when is the handler's business (handler.ts); who sleeps is gup.ts's.
  */
 import { PageSet, type GfnRange, type PagerReport, type PagerResult, type Scenario, type SignalName, type WaitState } from "@faultline/shared";
@@ -29,6 +30,10 @@ export interface UffdConfig {
   wakeBatch: number;
   /** a partial batch is woken after this long */
   wakeFlushMs: number;
+  /** the handler thread's time per uffd message read, ms (scenario pager.eventReadUs); 0: not modelled */
+  eventReadMs: number;
+  /** the busy loop of a kernel-mode fault under a non-fatal signal (scenario kernel.uaccessSpin); eventsPerSec 0: no flood modelled */
+  uaccessSpin: { eventsPerSec: number; cpuShare: number };
 }
 
 /** A partial UFFDIO_WAKE batch is flushed after this long. */
@@ -36,6 +41,8 @@ export const WAKE_FLUSH_MS = 1;
 
 const DEFAULT_CONFIG: UffdConfig = {
   mode: "missing", threadId: false, sigbus: false, isZero: () => false, poison: new Set(), wakeBatch: 1, wakeFlushMs: WAKE_FLUSH_MS,
+  // in-process defaults: nothing modelled (the services take the scenario's measured defaults)
+  eventReadMs: 0, uaccessSpin: { eventsPerSec: 0, cpuShare: 1 },
 };
 
 /** The task's pending set as `signal_pending()` / `fatal_signal_pending()` see it. */
@@ -69,7 +76,7 @@ export class Userfaultfd {
   readonly resident = new PageSet();
   readonly counters: PagerCounters = {
     faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, vmmRequests: 0, removes: 0,
-    writeprotects: 0, poisons: 0, wakeCalls: 0,
+    writeprotects: 0, poisons: 0, wakeCalls: 0, spinRefaults: 0, removeEvents: 0, eagain: 0,
   };
   /** UFFD_EVENT_PAGEFAULT messages by `feat.ptid` ("0" without UFFD_FEATURE_THREAD_ID) */
   readonly eventsByPtid: Record<string, number> = {};
@@ -81,6 +88,8 @@ export class Userfaultfd {
   readonly queues: WaitQueues;
   /** async-PF kworkers asleep in handle_userfault now */
   kworkersAsleep = 0;
+  /** `ctx->mmap_changing`: UFFD_EVENT_REMOVEs queued by `userfaultfd_remove` and not yet read; UFFDIO_COPY fails -EAGAIN meanwhile */
+  mmapChanging = 0;
   released = false;
   readonly now: () => number;
   #wakeQueue: number[] = [];
@@ -120,11 +129,11 @@ export class Userfaultfd {
     return this.resident.has(gfn) && !(write && this.writeProtected.has(gfn));
   }
 
-  /** `userfaultfd_msg`: one UFFD_EVENT_PAGEFAULT queued, by ptid (`vcpu` -1: the kworker). */
-  countEvent(vcpu: number): void {
-    this.counters.faultEvents++;
+  /** `userfaultfd_msg`: `n` UFFD_EVENT_PAGEFAULTs queued, by ptid (`vcpu` -1: the kworker). */
+  countEvent(vcpu: number, n = 1): void {
+    this.counters.faultEvents += n;
     const ptid = !this.config.threadId ? "0" : vcpu < 0 ? "kworker" : `vcpu${vcpu}`;
-    this.eventsByPtid[ptid] = (this.eventsByPtid[ptid] ?? 0) + 1;
+    this.eventsByPtid[ptid] = (this.eventsByPtid[ptid] ?? 0) + n;
   }
 
   /** `signal_wake_up(t, fatal)` or a dequeue: update the task's pending view, wake it if its state allows. */
@@ -143,7 +152,12 @@ export class Userfaultfd {
    * `UFFDIO_COPY` (or ZEROPAGE, or CONTINUE) of one page. It wakes the page's waiters itself unless
    * the handler batches wakes (`*_MODE_DONTWAKE`, then one `UFFDIO_WAKE` over the batch).
    */
-  copy(gfn: number, how: "copy" | "zeropage" | "continue"): "copied" | "EEXIST" {
+  copy(gfn: number, how: "copy" | "zeropage" | "continue"): "copied" | "EEXIST" | "EAGAIN" {
+    // mfill_atomic: `if (atomic_read(&ctx->mmap_changing)) goto out_unlock;` with err = -EAGAIN (a REMOVE is pending)
+    if (this.mmapChanging > 0) {
+      this.counters.eagain++;
+      return "EAGAIN";
+    }
     if (this.resident.has(gfn)) {
       this.counters.eexist++;
       return "EEXIST";
@@ -187,7 +201,21 @@ export class Userfaultfd {
     });
   }
 
-  /** MADV_DONTNEED of resident pages: they are missing again (UFFD_EVENT_REMOVE); returns those dropped. */
+  /**
+   * `userfaultfd_remove`: a UFFD_EVENT_REMOVE is queued on `event_wqh` and `mmap_changing` raised
+   * until the handler reads it (`userfaultfd_event_wait_completion`, then atomic_dec).
+   */
+  queueRemove(): void {
+    this.mmapChanging++;
+  }
+
+  /** The handler read a UFFD_EVENT_REMOVE (`userfaultfd_event_complete`): the madvise caller goes on. */
+  removeRead(): void {
+    this.mmapChanging = Math.max(0, this.mmapChanging - 1);
+    this.counters.removeEvents++;
+  }
+
+  /** The zap of MADV_DONTNEED: the resident pages among `gfns` are missing again; returns those dropped. */
   drop(gfns: readonly number[]): number[] {
     const dropped = gfns.filter((g) => this.resident.delete(g));
     this.counters.removes += dropped.length;

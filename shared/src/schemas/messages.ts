@@ -68,7 +68,7 @@ export const FaultReply = Strict({
   sleeps: Type.Integer({ minimum: 0 }),
   /** a fatal signal is pending on the task (gup bailed for it). */
   fatal: Type.Boolean(),
-  /** time the task busy-looped in a kernel-mode fault with a non-fatal signal pending (SPINNING), ms */
+  /** CPU time the task burnt busy-looping in a kernel-mode fault with a non-fatal signal pending (SPINNING): spin wall time x kernel.uaccessSpin.cpuShare, ms */
   spinMs: Type.Number({ minimum: 0 }),
   /** the MMIO fault installed an MMIO SPTE (`pf_mmio_spte_created`) */
   mmioSpte: Type.Optional(Type.Boolean()),
@@ -106,12 +106,23 @@ export const GupReply = Strict({
   result: lit(["ok", "EINTR", "EFAULT", "EHWPOISON"] as const),
   fatal: Type.Boolean(),
   sleeps: Type.Integer({ minimum: 0 }),
+  /** CPU time burnt busy-looping (SPINNING): spin wall time x kernel.uaccessSpin.cpuShare, ms */
   spinMs: Type.Number({ minimum: 0 }),
 });
 
 export const ResidentMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
-/** pager → mmu: pages dropped from the host (UFFD_EVENT_REMOVE): the mmu notifier invalidates them. */
-export const InvalidateMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 65536 }) });
+/**
+ * pager → mmu: the mmu notifier around MADV_DONTNEED's zap (after UFFD_EVENT_REMOVE was read):
+ * `start` (`kvm_mmu_notifier_invalidate_range_start`: zap the SPTEs of `gfns`, mmu_invalidate_in_progress++),
+ * the host pages go, then `end` (`..._range_end`: `gfns` are the pages that went; mmu_invalidate_seq++,
+ * in_progress--). `id` pairs the two; a repeated start or end of one id is a no-op.
+ */
+export const InvalidateMsg = Strict({
+  ...Envelope,
+  id: Type.String({ minLength: 1, maxLength: 128 }),
+  phase: lit(["start", "end"] as const),
+  gfns: Type.Array(Gfn, { maxItems: 65536 }),
+});
 /** mmu → vcpu: SPTEs zapped (the vCPU's guest will fault on them again). */
 export const ZapMsg = Strict({ ...Envelope, gfns: Type.Array(Gfn, { maxItems: 1048576 }) });
 /** api → mmu: KVM_SET_USER_MEMORY_REGION. */
@@ -190,6 +201,7 @@ export type FaultReply = Static<typeof FaultReply>;
 export type FaultPathName = Static<typeof FaultPath>;
 export type GupReq = Static<typeof GupReq>;
 export type GupReply = Static<typeof GupReply>;
+export type InvalidateMsg = Static<typeof InvalidateMsg>;
 export type ResolveReply = Static<typeof ResolveReply>;
 export type StallReply = Static<typeof StallReply>;
 export type SendReply = Static<typeof SendReply>;

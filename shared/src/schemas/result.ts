@@ -95,6 +95,12 @@ export const PagerCountersSchema = Type.Object({
   /** UFFD_EVENT_REMOVE: resident pages dropped (MADV_DONTNEED) */
   removes: N,
   writeprotects: N, poisons: N, wakeCalls: N,
+  /** UFFD_EVENT_PAGEFAULTs re-queued by tasks busy-looping in a kernel-mode fault with a non-fatal signal pending (kernel.uaccessSpin), as the handler read them; also in faultEvents and eventsByPtid */
+  spinRefaults: N,
+  /** UFFD_EVENT_REMOVE messages the handler read (one per drop, MADV_DONTNEED) */
+  removeEvents: N,
+  /** UFFDIO_COPY / ZEROPAGE / CONTINUE that failed -EAGAIN (ctx->mmap_changing: a UFFD_EVENT_REMOVE not yet read); the handler retried each after reading it */
+  eagain: N,
   /** UFFD_EVENT_PAGEFAULTs by feat.ptid (UFFD_FEATURE_THREAD_ID), "0" without it */
   eventsByPtid: Type.Record(Type.String(), Type.Integer()),
   /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
@@ -162,6 +168,8 @@ export const ResultSchema = Type.Object(
       ...Type.Pick(MmuCountersSchema, ["memslotInvalid", "roFaults", "zapped"]).properties,
       invalidateSeq: N,
       ...Type.Pick(MmuCountersSchema, ["hwpoison", "memoryFaults", "uaccess", "vcpuMap", "gpcRefresh"]).properties,
+      /** faults that found an invalidation in progress over their gfn or run since their snapshot (is_page_fault_stale): RET_PF_RETRY */
+      ...Type.Pick(MmuCountersSchema, ["stale"]).properties,
     }),
     demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
     /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */

@@ -86,6 +86,24 @@ export const ScenarioSchema = Type.Object(
       {
         profile: Type.Union(PROFILES.map((p) => Type.Literal(p)), { default: "6.13" }),
         asyncPf: Type.Boolean({ default: false, description: "async page faults: kvm_can_do_async_pf, kvm_setup_async_pf, the kworker in async_pf_execute" }),
+        uaccessSpin: Type.Object(
+          {
+            eventsPerSec: Type.Number({
+              minimum: 0, maximum: 10_000_000, default: 100_000,
+              description:
+                "UFFD_EVENT_PAGEFAULT messages per second re-queued by a task busy-looping in a kernel-mode fault (emulated access) with a " +
+                "non-fatal signal pending (SPINNING): each pass re-enters handle_userfault. Measured on a 6.18 kernel with a pwrite from a " +
+                "uffd page and SIGUSR1: the handler read 79k-91k messages in ~0.85 s on a quiet machine (~93k-107k/s), 15k/s and up under load",
+            }),
+            cpuShare: Type.Number({
+              minimum: 0, maximum: 1, default: 0.93,
+              description:
+                "share of a CPU the busy-looping task burns (it is in state R): spinCpuMs = spin wall time x cpuShare. Measured on the same " +
+                "6.18 kernel: 90-96% of a CPU on a quiet machine, 77% and up under load",
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -122,6 +140,13 @@ export const ScenarioSchema = Type.Object(
         }),
         zeroRatio: Type.Number({ minimum: 0, maximum: 1, default: 0, description: "share of pages the source reports as zero: UFFDIO_ZEROPAGE, no fetch" }),
         poison: Type.Array(Gfn(), { default: [], maxItems: 65536, description: "gfns the handler resolves with UFFDIO_POISON" }),
+        eventReadUs: Type.Number({
+          minimum: 0, maximum: 10_000, default: 10,
+          description:
+            "the fault handler thread's time per uffd message it reads (poll wakeup, read(2) of one uffd_msg, the in-flight lookup): events " +
+            "queue behind each other, so a flood of spin re-faults delays other vCPUs' fills. 10 us: the measured handler read ~85k messages " +
+            "in ~0.85 s, one poll+read each, while keeping up with the flood; 0 = not modelled",
+        }),
         wakeBatch: Type.Integer({
           minimum: 1, maximum: 4096, default: 1,
           description: "1: each fill wakes its waiters; N: fills use *_MODE_DONTWAKE and one UFFDIO_WAKE covers N pages (or 1 ms)",
