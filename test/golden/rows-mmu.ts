@@ -25,7 +25,7 @@ export const MMU_ROWS: RowCase[] = [
     id: "apf-cpl0-halt",
     situation: "async PF, PV on, the guest at CPL0 (a Linux guest ≥5.8 does not set KVM_ASYNC_PF_SEND_ALWAYS)",
     expected: "the async PF is set up and its kworker runs, but no 'page not present' is injected: KVM_REQ_APF_HALT, the vCPU halts",
-    cite: "x86.c kvm_can_deliver_async_pf, kvm_arch_async_page_not_present, kvm_arch_async_page_present; docs/faults.md",
+    cite: "x86.c `kvm_can_deliver_async_pf`, `kvm_arch_async_page_not_present`, `kvm_arch_async_page_present`; docs/faults.md",
     scenario: base(600, { kernel: { asyncPf: true }, vm: { guest: { pvAsyncPf: true } }, workload: { userModeShare: 0 } }),
     check: (r) => {
       const t = r.asyncPf ?? fail("async PF off");
@@ -45,7 +45,7 @@ export const MMU_ROWS: RowCase[] = [
     id: "emulated-sigbus-mmio",
     situation: "the emulator's own guest-memory access fails (UFFD_FEATURE_SIGBUS)",
     expected: "the access is treated as MMIO: KVM_RUN exits KVM_EXIT_MMIO, it does not fail with -EFAULT; the run goes on",
-    cite: "x86.c emulator_read_write_onepage; docs/faults.md",
+    cite: "x86.c `emulator_read_write_onepage`; docs/faults.md",
     scenario: base(0, { pager: { features: ["sigbus"] }, workload: { site: "emulated" } }),
     check: (r) => {
       for (const v of r.vcpus) {
@@ -59,7 +59,7 @@ export const MMU_ROWS: RowCase[] = [
     id: "memslot-delete-waits",
     situation: "KVM_SET_USER_MEMORY_REGION deletes a slot while vCPUs sleep in tdp faults (postcopy paused)",
     expected: "the ioctl returns only after every vCPU inside a fault when it began has left it: after the stall",
-    cite: "kvm_main.c kvm_set_memslot, kvm_invalidate_memslot, kvm_swap_active_memslots (synchronize_srcu_expedited); docs/faults.md",
+    cite: "kvm_main.c `kvm_set_memslot`, `kvm_invalidate_memslot`, `kvm_swap_active_memslots` (`synchronize_srcu_expedited`); docs/faults.md",
     scenario: base(1200, {
       vm: { memslots: [{ slot: 0, gpa: 0, size: "64MiB" }, { slot: 1, gpa: 1 << 30, size: "1MiB" }], memslotOps: [{ atMs: 200, op: "delete", slot: 1 }] },
     }),
@@ -75,7 +75,7 @@ export const MMU_ROWS: RowCase[] = [
     id: "pf-not-present-not-fast",
     situation: "tdp demand paging: every fault is a not-present EPT violation, A/D bits on",
     expected: "fast_page_fault is not tried (page_fault_can_be_fast): pf_fast stays 0, each page is pf_fixed",
-    cite: "mmu.c page_fault_can_be_fast, fast_page_fault, kvm_mmu_do_page_fault; docs/faults.md",
+    cite: "mmu.c `page_fault_can_be_fast`, `fast_page_fault`, `kvm_mmu_do_page_fault`; docs/faults.md",
     scenario: base(0),
     check: (r) => {
       for (const v of r.vcpus) {

@@ -23,8 +23,8 @@ export const PAGER_ROWS: RowCase[] = [
     situation: "emulated access (`__copy_from_user`) on a missing page, SIGUSR1 while the source stalls",
     expected: "the task busy-loops: each pass re-enters handle_userfault and queues another UFFD_EVENT_PAGEFAULT (thousands), and it burns CPU for the spin's length",
     cite:
-      "arch/x86/mm/fault.c do_user_addr_fault (fault_signal_pending is false for a kernel-mode fault and a non-fatal signal: retry with FAULT_FLAG_TRIED); " +
-      "fs/userfaultfd.c handle_userfault (queues a uffd_msg on every entry, schedule() returns at once with a signal pending); docs/faults.md",
+      "arch/x86/mm/fault.c `do_user_addr_fault` (`fault_signal_pending` is false for a kernel-mode fault and a non-fatal signal: retry with FAULT_FLAG_TRIED); " +
+      "fs/userfaultfd.c `handle_userfault` (queues a `uffd_msg` on every entry, schedule() returns at once with a signal pending); docs/faults.md",
     scenario: {
       durationMs: 1200,
       kernel: { profile: "6.13" },
@@ -50,8 +50,8 @@ export const PAGER_ROWS: RowCase[] = [
     expected:
       "UFFD_EVENT_REMOVE raises mmap_changing until the handler reads it: a UFFDIO_COPY meanwhile fails -EAGAIN, the handler retries it, every vCPU finishes; madvise waits for the read",
     cite:
-      "fs/userfaultfd.c userfaultfd_remove, userfaultfd_event_wait_completion, userfaultfd_ctx_read (faults are read before events); " +
-      "mm/userfaultfd.c mfill_atomic (mmap_changing → -EAGAIN); docs/faults.md",
+      "fs/userfaultfd.c `userfaultfd_remove`, `userfaultfd_event_wait_completion`, `userfaultfd_ctx_read` (faults are read before events); " +
+      "mm/userfaultfd.c `mfill_atomic` (`mmap_changing` → -EAGAIN); docs/faults.md",
     // the handler reads one message per 5 ms: 800+ faults take it 4 s, past the last drop
     scenario: dropsWhileFaulting({ latency: { us: 0 }, eventReadUs: 5000 }, true),
     check: (r) => {
@@ -66,8 +66,8 @@ export const PAGER_ROWS: RowCase[] = [
     expected:
       "each drop is one mmu-notifier invalidation (start: SPTEs zapped, in_progress; the page goes; end: mmu_invalidate_seq++); a fault across it returns RET_PF_RETRY and re-faults",
     cite:
-      "mm/mmu_notifier.c; virt/kvm/kvm_main.c kvm_mmu_notifier_invalidate_range_start/_end, mmu_invalidate_retry_gfn; " +
-      "arch/x86/kvm/mmu/mmu.c is_page_fault_stale; docs/faults.md",
+      "mm/mmu_notifier.c; virt/kvm/kvm_main.c `kvm_mmu_notifier_invalidate_range_start`/`_end`, `mmu_invalidate_retry_gfn`; " +
+      "arch/x86/kvm/mmu/mmu.c `is_page_fault_stale`; docs/faults.md",
     scenario: dropsWhileFaulting({ latency: { us: 2000 } }, false),
     check: (r) => {
       if (r.mmu.invalidateSeq !== DROPS.length) fail("mmu_invalidate_seq", r.mmu.invalidateSeq);
