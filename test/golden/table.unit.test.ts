@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CASES } from "./cases.ts";
 import { ROWS } from "./rows.ts";
-import { renderTable } from "./table.ts";
+import { renderRows, renderTable } from "./table.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 /** "<kernel/QEMU function(s)> (docs/<page>.md)": at least one function in backticks, then the page. */
@@ -13,6 +13,7 @@ describe("golden table", () => {
   it("golden table - the README's SIGUSR1/SIGKILL table is the one rendered from the golden cases (npm run golden:table)", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     expect(readme).toContain(renderTable());
+    expect(readme).toContain(renderRows());
   });
 
   it("golden table - every case cites kernel or QEMU functions and a docs/ page that exists", () => {
