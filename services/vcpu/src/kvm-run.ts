@@ -88,8 +88,10 @@ async function guestIdle(t: VcpuTask): Promise<RunExit | null> {
 async function apfHalt(t: VcpuTask, gfn: number): Promise<RunExit | null> {
   const since = t.ports.now();
   t.inFault = { site: "tdp", gfn, sinceMs: since, waitState: "TASK_INTERRUPTIBLE" };
+  t.setState("halted"); // kvm_vcpu_running() is false while apf.halted
   await block(t);
   t.inFault = null;
+  t.setState("running");
   t.blocktimeMs += t.ports.now() - since;
   if (t.fatal) return { kind: "fatal", via: "halt-wakeup" };
   if (t.apfDone.length === 0 && t.pending.length > 0) return haltWakeup(t);

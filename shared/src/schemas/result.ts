@@ -107,6 +107,27 @@ export const MmuCountersSchema = Type.Object({
   memslotInvalid: N, roFaults: N, zapped: N, hwpoison: N,
 });
 
+/**
+ * The demand-paging rate as `demand_paging_test` computes it: guest execution time from the vCPUs'
+ * start until the last vCPU finished its pages, less the time the VM was paused; per-vCPU rate =
+ * pages per vCPU / that time; overall = per-vCPU rate × nr_vcpus.
+ */
+export const DemandPagingSchema = Type.Object({
+  /** seconds, rounded to ms (v1); `totalGuestExecutionNs` has the full value */
+  totalGuestExecutionS: N,
+  perVcpuRate: N,
+  overallRate: N,
+  allDone: Type.Boolean(),
+  /** the guest execution time, ns (printed as `%ld.%.9lds`) */
+  totalGuestExecutionNs: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** pages per vCPU the rates are computed from (vCPU 0's region once all finished, as `vcpu_args[0].pages`) */
+  pagesPerVcpu: Type.Optional(N),
+  /** each vCPU's own execution time (start → its last page, less its own paused time), s; null while it runs */
+  vcpuExecutionS: Type.Optional(Type.Array(NullN)),
+  /** paused time subtracted from the total, s */
+  pausedS: Type.Optional(N),
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -128,7 +149,7 @@ export const ResultSchema = Type.Object(
       invalidateSeq: N,
       ...Type.Pick(MmuCountersSchema, ["hwpoison", "memoryFaults", "uaccess", "vcpuMap", "gpcRefresh"]).properties,
     }),
-    demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+    demandPaging: DemandPagingSchema,
     /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */
     partial: Type.Boolean(),
     /** the services whose report is missing */
@@ -147,5 +168,6 @@ export type SignalOutcome = Static<typeof SignalOutcomeSchema>;
 export type PagerResult = Static<typeof PagerCountersSchema>;
 export type MmuCounters = Static<typeof MmuCountersSchema>;
 export type Pause = Static<typeof PauseSchema>;
+export type DemandPaging = Static<typeof DemandPagingSchema>;
 export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };
