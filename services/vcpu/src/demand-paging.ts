@@ -66,7 +66,7 @@ export function demandPaging(vcpus: readonly VcpuPaging[], nowMs: number): Deman
     overallRate: round(perVcpuRate * n, 3),
     totalGuestExecutionNs: Math.round(totalMs * 1e6),
     pagesPerVcpu: round(pagesPerVcpu, 3),
-    vcpuExecutionS: vcpus.map((v) => (v.doneAtMs === null ? null : round((v.doneAtMs - overlap(v.paused, 0, v.doneAtMs)) / 1000, 6))),
+    vcpuExecutionNs: vcpus.map((v) => (v.doneAtMs === null ? null : Math.round((v.doneAtMs - overlap(v.paused, 0, v.doneAtMs)) * 1e6))),
     pausedS: round(pausedMs / 1000, 6),
   };
 }

@@ -122,8 +122,8 @@ export const DemandPagingSchema = Type.Object({
   totalGuestExecutionNs: Type.Optional(Type.Integer({ minimum: 0 })),
   /** pages per vCPU the rates are computed from (vCPU 0's region once all finished, as `vcpu_args[0].pages`) */
   pagesPerVcpu: Type.Optional(N),
-  /** each vCPU's own execution time (start → its last page, less its own paused time), s; null while it runs */
-  vcpuExecutionS: Type.Optional(Type.Array(NullN)),
+  /** each vCPU's own execution time (start → its last page, less its own paused time), ns; null while it runs */
+  vcpuExecutionNs: Type.Optional(Type.Array(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]))),
   /** paused time subtracted from the total, s */
   pausedS: Type.Optional(N),
 });
