@@ -7,7 +7,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import {
-  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, VcpuStateSchema, WaitStateSchema, epochMs, parseScenario, parseScenarioText,
+  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, VcpuStateSchema, WaitStateSchema, LIVE_MIN_MS, epochMs, parseScenario, parseScenarioText,
   type Bus, type Logger,
 } from "@faultline/shared";
 import Fastify from "fastify";
@@ -45,7 +45,7 @@ const LiveVcpuView = Type.Object({
       waitState: WaitStateSchema,
       sinceMs: Type.Number({ description: "ms since the scenario started" }),
     }),
-  ], { description: "where a blocked, spinning or halted vCPU waits; null otherwise" }),
+  ], { description: `where a blocked, spinning or halted vCPU waits; null otherwise. Live, a wait shows once it has lasted ${LIVE_MIN_MS} ms (a fast fault never shows)` }),
 });
 const RunView = Type.Object({
   id: Type.String(),
