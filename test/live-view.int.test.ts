@@ -20,6 +20,14 @@ function expectLiveMatchesResult(r: RunView): void {
 }
 
 describe("live view", () => {
+  it("live view - GET /v1/runs/:id documents each vCPU's state, pages and where it waits (OpenAPI)", async () => {
+    type S = { properties: Record<string, S>; items: S; anyOf?: Array<{ const?: string; enum?: string[] }> };
+    const doc = await t.api.call<{ paths: Record<string, { get: { responses: Record<string, { content: Record<string, { schema: S }> }> } }> }>("GET", "/docs/json");
+    const vcpu = doc.paths["/v1/runs/{id}"]!.get.responses["200"]!.content["application/json"]!.schema.properties.vcpus!.items;
+    expect(Object.keys(vcpu.properties).sort()).toEqual(["blockedIn", "pagesTouched", "state"]);
+    expect(vcpu.properties.state!.anyOf!.flatMap((x) => x.enum ?? [x.const])).toEqual(expect.arrayContaining(["blocked", "spinning", "halted", "paused"]));
+  });
+
   it("live view - a pre-6.2 stall shows the vCPUs blocked TASK_KILLABLE while running; a pause shows paused once the pages arrive", async () => {
     const run = await t.api.createRun({
       name: "live-pre-6.2", durationMs: 60_000, kernel: { profile: "pre-6.2" }, vm: { vcpus: 2 },
