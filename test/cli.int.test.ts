@@ -37,6 +37,10 @@ describe("cli", () => {
     // planned at 400 ms; sent at or just after it (never before: RunClock.at)
     expect(r.stdout).toMatch(/SIGUSR1 sent at 40\d ms → KVM_EXIT_INTR \(pre-entry-check\)/);
     expect(r.stdout).toMatch(/pause_all_vcpus: requested 4\d\d ms, completed 2[01]\d\d ms/);
+    // demand_paging_test's own lines, with its format strings
+    expect(r.stdout).toMatch(/^Total guest execution time:\t\d+\.\d{9}s$/m);
+    expect(r.stdout).toMatch(/^Per-vcpu demand paging rate:\t\d+\.\d{6} pgs\/sec\/vcpu$/m);
+    expect(r.stdout).toMatch(/^Overall demand paging rate:\t\d+\.\d{6} pgs\/sec$/m);
   });
 
   it("cli - an invalid scenario exits 2 naming the field, before anything starts", async () => {

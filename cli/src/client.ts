@@ -15,7 +15,8 @@ export interface RunView {
   scenario: string;
   elapsedMs: number | null;
   durationMs: number;
-  vcpus: Array<{ state: string; pagesTouched: number }>;
+  /** the live view: blockedIn says where a blocked, spinning or halted vCPU waits (absent from older APIs) */
+  vcpus: Array<{ state: string; pagesTouched: number; blockedIn?: { site: string; gfn: number; waitState: string; sinceMs: number } | null }>;
   error: { code: string; message: string; service?: string } | null;
   endedAt?: string | null;
   result: Result | null;

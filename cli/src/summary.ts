@@ -30,6 +30,33 @@ function spinLine(r: Result): string | null {
   return `  uaccess spin: CPU time ${cpu}; ${r.pager.spinRefaults} spin re-faults (UFFD_EVENT_PAGEFAULT read by the handler)`;
 }
 
+/** `%ld.%.9lds` of a duration in ns (struct timespec as the selftests print it). */
+function timespec(ns: number): string {
+  const sec = Math.floor(ns / 1e9);
+  return `${sec}.${String(Math.round(ns - sec * 1e9)).padStart(9, "0")}s`;
+}
+
+/** Per-vCPU execution times are printed for up to this many vCPUs (the JSON has them all). */
+const PER_VCPU_LINES = 16;
+
+/**
+ * The lines `demand_paging_test` prints (tools/testing/selftests/kvm/demand_paging_test.c), with its
+ * own format strings: per-vCPU execution time (its PRINT_PER_VCPU_UPDATES line), then the total and
+ * the two rates, computed as it does from the unrounded time (`vcpu_args[0].pages / seconds`, times
+ * nr_vcpus). Results from before `totalGuestExecutionNs` existed print the rounded fields.
+ */
+function selftestLines(d: Result["demandPaging"], nrVcpus: number): string[] {
+  const per = d.vcpuExecutionNs ?? [];
+  const out = per.length > PER_VCPU_LINES ? [] : per.flatMap((ns, i) => (ns === null ? [] : [`vCPU ${i} execution time: ${timespec(ns)}`]));
+  const ns = d.totalGuestExecutionNs ?? Math.round(d.totalGuestExecutionS * 1e9);
+  const rate = d.totalGuestExecutionNs !== undefined && d.pagesPerVcpu !== undefined && ns > 0 ? d.pagesPerVcpu / (ns / 1e9) : d.perVcpuRate;
+  const overall = d.totalGuestExecutionNs !== undefined && d.pagesPerVcpu !== undefined && ns > 0 ? rate * nrVcpus : d.overallRate;
+  out.push(`Total guest execution time:\t${timespec(ns)}`);
+  out.push(`Per-vcpu demand paging rate:\t${rate.toFixed(6)} pgs/sec/vcpu`);
+  out.push(`Overall demand paging rate:\t${overall.toFixed(6)} pgs/sec`);
+  return out;
+}
+
 export function formatResult(r: Result): string {
   const out: string[] = [];
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
@@ -65,6 +92,7 @@ export function formatResult(r: Result): string {
   for (const o of r.memslotOps) out.push(`  ${memslotLine(o)}`);
   const d = r.demandPaging;
   out.push(`  demand paging: ${d.overallRate.toFixed(0)} pages/s overall, ${d.perVcpuRate.toFixed(0)} pages/s/vCPU over ${d.totalGuestExecutionS} s${d.allDone ? "" : " (not all vCPUs finished)"}`);
+  out.push(...selftestLines(d, r.vcpus.length));
   const loops = Object.values(r.testbed.services).map((t) => `${t.service} ${t.loopDelay.p99Ms}`).join(", ");
   out.push(`  testbed: event-loop delay p99 (ms) ${loops || "n/a"}; ${r.testbed.incidents.length} incidents`);
   if (r.testbed.warning) out.push(`  WARNING ${r.testbed.warning}: these latencies include the testbed's own delay`);

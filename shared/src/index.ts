@@ -28,3 +28,4 @@ export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
 export { runService, runProcess, hostService, defineService, endpoint, HEARTBEAT_MS, type ServiceContext, type ServiceDefinition, type VmContext, type VmState, type Endpoint, type HostedService } from "./service.ts";
 export { PageSet, type GfnRange } from "./page-set.ts";
+export { Linger, LIVE_MIN_MS } from "./linger.ts";

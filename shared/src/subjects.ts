@@ -69,8 +69,10 @@ export const subjects = {
   /** signals → vcpu: set / clear `cpu->stop` on every vCPU. */
   stop: (id: string) => vm(id, "vcpu.stop"),
   cont: (id: string) => vm(id, "vcpu.cont"),
-  /** vcpu → anyone: a vCPU changed state (running, blocked, paused, done, killed). */
+  /** vcpu → anyone: a vCPU changed state (running, paused, halted, done, killed), and the site of a fault in flight. */
   vcpuState: (id: string) => vm(id, "vcpu.state"),
+  /** pager → anyone: a vCPU task went to sleep in `handle_userfault` (and stayed there), or was woken. */
+  vcpuWait: (id: string) => vm(id, "pager.wait"),
 } as const;
 
 /** The VM id in a subject such as `fl.vm.<vm>.mmu.fault`. */

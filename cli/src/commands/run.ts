@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { ApiClient, isTerminal, type RunView } from "../client.ts";
 import { withStack } from "../lifecycle.ts";
 import type { Stack } from "../stack.ts";
+import { pageCounts, stateCounts } from "../progress.ts";
 import { formatResult } from "../summary.ts";
 
 export interface RunOptions {
@@ -31,16 +32,19 @@ export async function runOnStack(stack: Stack, scenarios: Scenario[], quiet: boo
   const started = await Promise.all(scenarios.map((s) => api.createRun(s)));
   const showBar = !quiet && process.stderr.isTTY && !process.env.CI;
   const total = Math.max(...scenarios.map((s) => s.durationMs));
-  const bar = showBar ? new SingleBar({ format: " {bar} {value}/{total} ms | vCPUs {states} (R running, P paused, D done, K killed)", stream: process.stderr, hideCursor: true }) : null;
-  bar?.start(total, 0, { states: "" });
+  const bar = showBar ? new SingleBar({ format: " {bar} {value}/{total} ms | {pages} | vCPUs: {states}", stream: process.stderr, hideCursor: true }) : null;
+  bar?.start(total, 0, { pages: "", states: "" });
+  const pagesPerVcpu = new Map(started.map((r, i) => [r.id, scenarios[i]!.workload.pagesPerVcpu]));
   const latest = new Map<string, RunView>();
   const tick = (r: RunView) => {
     latest.set(r.id, r);
     if (!bar) return;
     const elapsed = Math.max(...[...latest.values()].map((x) => x.elapsedMs ?? 0));
-    const states = [...latest.values()].flatMap((x) => x.vcpus.map((v) => v.state[0]?.toUpperCase() ?? "?")).join("");
-    const ended = [...latest.values()].every((x) => isTerminal(x.status));
-    bar.update(ended ? total : Math.max(0, Math.min(total, elapsed)), { states });
+    const runs = [...latest.values()];
+    const states = stateCounts(runs.flatMap((x) => x.vcpus));
+    const pages = runs.map((x) => pageCounts(x.vcpus, pagesPerVcpu.get(x.id) ?? 0)).join(", ");
+    const ended = runs.every((x) => isTerminal(x.status));
+    bar.update(ended ? total : Math.max(0, Math.min(total, elapsed)), { pages, states });
   };
   try {
     return await Promise.all(started.map((r) => api.waitRun(r.id, tick, 100, signal ? { signal } : {})));

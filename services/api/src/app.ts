@@ -7,7 +7,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import {
-  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, epochMs, parseScenario, parseScenarioText,
+  MemslotOpSchema, PingReply, ResultSchema, SERVICES, ScenarioSchema, SignalNameSchema, VcpuSelectorSchema, VcpuStateSchema, WaitStateSchema, LIVE_MIN_MS, epochMs, parseScenario, parseScenarioText,
   type Bus, type Logger,
 } from "@faultline/shared";
 import Fastify from "fastify";
@@ -31,6 +31,22 @@ const STATUSES = ["starting", "running", "completed", "failed", "aborted", "canc
 const StatusSchema = Type.Union(STATUSES.map((s) => Type.Literal(s)), {
   description: "completed: ran to its end; aborted: a service holding the VM was lost (error.service names it; result.partial); cancelled: DELETE while running; failed: could not start",
 });
+/** One vCPU in the live view (live.ts): what it does now, while the run runs; once ended, what the result says. */
+const LiveVcpuView = Type.Object({
+  state: Type.Union([...VcpuStateSchema.anyOf], {
+    description: "running; blocked (asleep in handle_userfault: blockedIn); spinning (a kernel-mode access busy-looping with a signal pending); paused (parked by pause_all_vcpus); halted (the async-PF artificial halt in kvm_vcpu_block); done; killed",
+  }),
+  pagesTouched: Type.Integer(),
+  blockedIn: Type.Union([
+    Type.Null(),
+    Type.Object({
+      site: Type.String({ description: "tdp, emulated, nested-map, pfn-cache; apf-halt for the async-PF halt" }),
+      gfn: Type.Integer(),
+      waitState: WaitStateSchema,
+      sinceMs: Type.Number({ description: "ms since the scenario started" }),
+    }),
+  ], { description: `where a blocked, spinning or halted vCPU waits; null otherwise. Live, a wait shows once it has lasted ${LIVE_MIN_MS} ms (a fast fault never shows)` }),
+});
 const RunView = Type.Object({
   id: Type.String(),
   status: StatusSchema,
@@ -39,7 +55,7 @@ const RunView = Type.Object({
   endedAt: Type.Union([Type.String(), Type.Null()]),
   elapsedMs: Type.Union([Type.Number(), Type.Null()]),
   durationMs: Type.Number(),
-  vcpus: Type.Array(Type.Object({ state: Type.String(), pagesTouched: Type.Integer() })),
+  vcpus: Type.Array(LiveVcpuView),
   error: Type.Union([Type.Null(), Type.Object({ code: Type.String(), message: Type.String(), service: Type.Optional(Type.String()) })]),
   result: Type.Union([Type.Null(), Type.Ref("Result")]),
 });
@@ -59,7 +75,7 @@ function view(r: Run) {
   return {
     id: r.id, status: r.status, scenario: r.scenario.name, createdAt: r.createdAt, endedAt: r.endedAt,
     elapsedMs: r.t0 === null ? null : Math.round(Math.min((ended ?? epochMs()) - r.t0, r.result?.durationMs ?? Infinity)),
-    durationMs: r.scenario.durationMs, vcpus: r.vcpus, error: r.error, result: r.result,
+    durationMs: r.scenario.durationMs, vcpus: r.vcpus.map((v) => ({ ...v, blockedIn: v.blockedIn ?? null })), error: r.error, result: r.result,
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Assembles the result document from the services' reports. Pure: the joins that need two services
  * live here. A vCPU is `blocked` when it has a fault outstanding and the pager has it asleep in
- * `handle_userfault`; a signal still pending on a vCPU asleep in a state that signal cannot wake
- * (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`.
+ * `handle_userfault` (`spinning` in a SPINNING busy loop: the live view's join, live.ts); a signal
+ * still pending on a vCPU asleep in a state that signal cannot wake (TASK_KILLABLE and non-fatal)
+ * is `ignored`, otherwise `pending`.
  *
  * A report may be missing (its service was lost, or the run was cancelled): the result is then
  * `partial`, names the missing services, and holds what the others reported; the vCPUs' states
@@ -11,6 +12,7 @@
 import {
   isFatal, summarize, type Incident, type MmuReport, type PagerReport, type Result, type Scenario, type ServiceTestbed, type SignalsReport, type Testbed, type VcpuReport,
 } from "@faultline/shared";
+import { joinVcpu } from "./live.ts";
 
 export interface Reports {
   vcpu?: VcpuReport;
@@ -69,10 +71,8 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
   const mmuR = r.mmu ?? (EMPTY_MMU as MmuReport);
   const waiters = new Map(pagerR.waiters.map((w) => [w.vcpu, w]));
   const vcpus = vcpuR.vcpus.map((v) => {
-    const w = v.inFault ? waiters.get(v.id) : undefined;
-    let blockedIn = w && v.inFault ? { site: v.inFault.site, gfn: w.gfn, waitState: w.waitState, sinceMs: w.sinceMs } : null;
-    // the async-PF artificial halt: the vCPU sleeps in kvm_vcpu_block, not in the uffd
-    if (v.inFault?.waitState) blockedIn = { site: "apf-halt", gfn: v.inFault.gfn, waitState: v.inFault.waitState, sinceMs: v.inFault.sinceMs };
+    // the same join as the live view (live.ts): blocked, spinning, or the async-PF halt
+    const { state, blockedIn } = joinVcpu(v.state, v.inFault, waiters.get(v.id));
     const signals = signalsR.records
       .filter((s) => s.vcpu === v.id)
       .map((s) => {
@@ -85,7 +85,7 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
     if (blockedIn?.waitState === "SPINNING") {
       rest.spinCpuMs = Math.round((rest.spinCpuMs + (vcpuR.nowMs - blockedIn.sinceMs) * scenario.kernel.uaccessSpin.cpuShare) * 1000) / 1000;
     }
-    return { ...rest, state: blockedIn && v.state === "running" ? ("blocked" as const) : v.state, blockedIn, signals };
+    return { ...rest, state, blockedIn, signals };
   });
   const { waiters: _w, stalls: _s, kworkersAsleep: _k, testbed: _t, ...pager } = pagerR;
   const testbed = assembleTestbed(ctx, r, vcpuR);

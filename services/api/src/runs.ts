@@ -5,12 +5,13 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  BusyError, FAULTLINE_MAX_ACCESSES, NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, epochMs, parseSize, subjects,
-  type Bus, type BusSubscription, type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector, type VcpuStateName,
+  BusyError, FAULTLINE_MAX_ACCESSES, NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, VcpuWaitMsg, epochMs, parseSize, subjects,
+  type Bus, type BusSubscription, type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector,
 } from "@faultline/shared";
 import { Type } from "@sinclair/typebox";
 import { randomBytes } from "node:crypto";
 import { CORE, collectReports, renewLease, setupVm, startVm, teardownVm, type Owners } from "./lifecycle.ts";
+import { LiveVcpus, type LiveVcpu } from "./live.ts";
 import { Liveness } from "./liveness.ts";
 import { assembleResult, verdict } from "./result.ts";
 import { RunRecorder } from "./recorder.ts";
@@ -29,7 +30,8 @@ export interface Run {
   createdAt: string;
   t0: number | null;
   endedAt: string | null;
-  vcpus: Array<{ state: VcpuStateName; pagesTouched: number }>;
+  /** the live vCPU view (live.ts); a run read back from the store may lack `blockedIn` */
+  vcpus: Array<Omit<LiveVcpu, "blockedIn"> & Partial<Pick<LiveVcpu, "blockedIn">>>;
   result: Result | null;
   error: { code: string; message: string; service?: string } | null;
   done: Promise<void>;
@@ -42,6 +44,7 @@ interface Live extends Run {
   recorded?: boolean;
   cancelled: boolean;
   incidents: Incident[];
+  live: LiveVcpus;
 }
 
 export interface RunManagerOptions {
@@ -121,10 +124,10 @@ export class RunManager {
       throw new BusyError(`runs in progress hold ${active} accesses; ${accesses(scenario)} more would exceed the budget of ${max} at once (FAULTLINE_MAX_ACCESSES): wait for one to end, or DELETE it`);
     }
     const id = `r${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
+    const live = new LiveVcpus(scenario.vm.vcpus);
     const run: Live = {
-      id, status: "starting", scenario, createdAt: new Date().toISOString(), t0: null, endedAt: null,
-      vcpus: Array.from({ length: scenario.vm.vcpus }, () => ({ state: "running" as const, pagesTouched: 0 })),
-      result: null, error: null, done: Promise.resolve(), owners: {}, cancelled: false, incidents: [],
+      id, status: "starting", scenario, createdAt: new Date().toISOString(), t0: null, endedAt: null, vcpus: live.view,
+      result: null, error: null, done: Promise.resolve(), owners: {}, cancelled: false, incidents: [], live,
     };
     this.#live.set(id, run);
     void this.#persist(run);
@@ -161,10 +164,11 @@ export class RunManager {
     const s = run.scenario;
     const o = { rpcTimeoutMs: this.#o.rpcTimeoutMs, leaseMs: this.#o.leaseMs };
     this.#monitor.track(vm);
-    const sub: BusSubscription = this.#bus.listen(this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => {
-      const v = run.vcpus[m.vcpu];
-      if (v) Object.assign(v, { state: m.state, pagesTouched: m.pagesTouched });
-    });
+    // the live view: the vcpu service's states and faults in flight, joined with the pager's sleepers
+    const subs: BusSubscription[] = [
+      this.#bus.listen(this.#log, subjects.vcpuState(vm), VcpuStateMsg, (m) => run.live.onState(m)),
+      this.#bus.listen(this.#log, subjects.vcpuWait(vm), VcpuWaitMsg, (m) => run.live.onWait(m)),
+    ];
     const lease = setInterval(() => renewLease(this.#bus, vm, this.#o.leaseMs), Math.max(100, Math.floor(this.#o.leaseMs / 4)));
     try {
       await setupVm(this.#bus, this.#log, vm, s, o, run.owners);
@@ -194,13 +198,14 @@ export class RunManager {
         { runId: run.id, scenario: s, t0: run.t0, live: run.vcpus, incidents: [...run.incidents, ...(own?.incidents ?? [])], missing, nowMs, api: own?.summary("api", this.#monitor.instance) },
         reports,
       );
+      run.live.settle(run.result.vcpus); // ended: the live view says what the result says
       const v = verdict(run.result, { lost: lost !== null, cancelled: run.cancelled, error: run.error });
       run.status = v.status;
       run.error = v.error;
       this.#log.info({ run: vm, status: run.status, durationMs: run.result.durationMs, missing }, "run ended");
     } finally {
       clearInterval(lease);
-      sub.unsubscribe();
+      for (const sub of subs) sub.unsubscribe();
       this.#monitor.untrack(vm);
       await teardownVm(this.#bus, this.#log, vm, run.owners, this.#o.rpcTimeoutMs);
     }

@@ -2,7 +2,9 @@
  * One VM's pager: its uffd (MISSING mode over every memslot), its page source, the scheduled stall
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
-import { Ok, ReqStream, RunClock, guestRanges, prng, subjects, type Bus, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState } from "@faultline/shared";
+import {
+  LIVE_MIN_MS, Linger, Ok, ReqStream, RunClock, guestRanges, prng, subjects, type Bus, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState, type WaitState,
+} from "@faultline/shared";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
 
@@ -14,17 +16,26 @@ export class VmPager implements VmState {
 
   readonly #bus: Bus;
   readonly #vm: string;
+  readonly #vcpus: number;
   readonly #drops: ReqStream;
   #invalidations = 0;
+  /** vCPU tasks asleep in handle_userfault long enough to be shown by live views */
+  readonly #waits: Linger<number, { gfn: number; state: WaitState; sinceMs: number }>;
 
   constructor(ctx: Pick<VmContext, "bus" | "vm" | "scenario">) {
     const { bus, vm, scenario } = ctx;
     this.#bus = bus;
     this.#vm = vm;
+    this.#vcpus = scenario.vm.vcpus;
     this.#drops = new ReqStream(`${vm}.pager.drops.${Math.random().toString(36).slice(2, 8)}`);
     this.clock = new RunClock();
     this.source = new PageSource(scenario.pager.latency.us);
+    this.#waits = new Linger(LIVE_MIN_MS, () => this.clock.now(), (vcpu, w, ended) => {
+      if (w) this.#publishWait(vcpu, w.gfn, w.state, w.sinceMs);
+      else if (ended) this.#publishWait(vcpu, ended.gfn, null, this.clock.now());
+    });
     this.uffd = new Uffd({
+      onWait: (vcpu, gfn, state) => (state ? this.#waits.begin(vcpu, { gfn, state, sinceMs: this.clock.now() }) : this.#waits.end(vcpu)),
       fetch: (gfn) => this.source.fetch(gfn),
       onResident: (gfn) => bus.publish(subjects.resident(vm), { vm, trace: `copy-${gfn}`, gfns: [gfn] }),
       now: () => this.clock.now(),
@@ -72,6 +83,19 @@ export class VmPager implements VmState {
     return { dropped: dropped.length };
   }
 
+  /** After a reconnect: every vCPU's shown wait again, and "not asleep" for the others (a message may have been lost). */
+  resync(): void {
+    for (let vcpu = 0; vcpu < this.#vcpus; vcpu++) {
+      const w = this.#waits.shown(vcpu);
+      this.#publishWait(vcpu, w?.gfn ?? 0, w?.state ?? null, w?.sinceMs ?? this.clock.now());
+    }
+  }
+
+  #publishWait(vcpu: number, gfn: number, waitState: WaitState | null, atMs: number): void {
+    const vm = this.#vm;
+    this.#bus.publish(subjects.vcpuWait(vm), { vm, trace: `${vm}.${vcpu}.wait`, vcpu, gfn, waitState, atMs });
+  }
+
   setStalled(stalled: boolean): StallReply {
     const atMs = this.clock.now();
     if (stalled) this.source.stall();
@@ -93,6 +117,7 @@ export class VmPager implements VmState {
   }
 
   close(): void {
+    this.#waits.close();
     this.clock.cancelAll();
     this.uffd.release();
     this.source.close();

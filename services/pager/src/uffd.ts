@@ -9,7 +9,7 @@ import type { GfnRange, ResolveReply, SignalName } from "@faultline/shared";
 import { FaultHandler } from "./handler.ts";
 import { faultIn, type GupRequest, type GupResult } from "./gup.ts";
 import { madviseDontneed, type MmuNotifier } from "./madvise.ts";
-import { Userfaultfd, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
+import { Userfaultfd, type PagerCounters, type UffdConfig, type UffdWaiter, type WaitHook } from "./userfaultfd.ts";
 import type { UffdTopology } from "./wait-queue.ts";
 
 export { WAKE_FLUSH_MS, type PagerCounters, type UffdConfig, type UffdWaiter } from "./userfaultfd.ts";
@@ -23,6 +23,8 @@ export interface UffdPorts {
   /** uffd topology and the modelled wait-queue lock (all zero: not modelled) */
   topology?: UffdTopology;
   config?: Partial<UffdConfig>;
+  /** a vCPU task went to sleep in `handle_userfault`, or was woken (null): for live views */
+  onWait?: WaitHook;
 }
 
 export class Uffd {

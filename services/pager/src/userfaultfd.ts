@@ -69,7 +69,12 @@ export interface UserfaultfdPorts {
   now: () => number;
   topology?: UffdTopology;
   config?: Partial<UffdConfig>;
+  /** a vCPU task went to sleep in `handle_userfault` (`state`), or was woken (null): for live views */
+  onWait?: WaitHook;
 }
+
+/** Told when a vCPU task (not a kworker) sleeps or is woken. */
+export type WaitHook = (vcpu: number, gfn: number, state: WaitState | null) => void;
 
 export class Userfaultfd {
   /** pages present in the uffd-registered range (ranges: memory follows runs of pages, not pages) */
@@ -100,9 +105,11 @@ export class Userfaultfd {
   readonly #listeners = new Map<number, Set<() => void>>();
   readonly #pending = new Map<number, SigView>();
   readonly #onResident: (gfn: number) => void;
+  readonly #onWait: WaitHook;
 
   constructor(ports: UserfaultfdPorts) {
     this.#onResident = ports.onResident;
+    this.#onWait = ports.onWait ?? (() => undefined);
     this.now = ports.now;
     this.config = { ...DEFAULT_CONFIG, ...ports.config };
     this.queues = new WaitQueues(ports.topology);
@@ -232,7 +239,9 @@ export class Userfaultfd {
       let set = this.#waiters.get(gfn);
       if (!set) this.#waiters.set(gfn, (set = new Set()));
       set.add(w);
-      if (vcpu >= 0) this.#byTask.set(vcpu, w);
+      if (vcpu < 0) return;
+      this.#byTask.set(vcpu, w);
+      this.#onWait(vcpu, gfn, state);
     });
   }
 
@@ -290,7 +299,10 @@ export class Userfaultfd {
     const set = this.#waiters.get(w.gfn);
     // an emptied page entry goes, or the map (walked per wake by #countWaiters) grows with every page ever slept on
     if (set?.delete(w) && set.size === 0) this.#waiters.delete(w.gfn);
-    if (this.#byTask.get(w.vcpu) === w) this.#byTask.delete(w.vcpu);
+    if (this.#byTask.get(w.vcpu) === w) {
+      this.#byTask.delete(w.vcpu);
+      this.#onWait(w.vcpu, w.gfn, null);
+    }
     w.wake();
   }
 }

@@ -100,8 +100,10 @@ async function apfHalt(t: VcpuTask): Promise<RunExit | null> {
   const since = t.ports.now();
   const sleeps = t.apfDone.length === 0 && t.pending.length === 0 && !t.fatal;
   t.inFault = { site: "tdp", gfn: h.gfn, sinceMs: since, waitState: "TASK_INTERRUPTIBLE" };
+  t.setState("halted"); // kvm_vcpu_running() is false while apf.halted
   await block(t);
   t.inFault = null;
+  t.setState("running");
   t.blocktimeMs += t.ports.now() - since;
   if (t.fatal) return { kind: "fatal", via: "halt-wakeup" };
   if (t.apfDone.length === 0) return t.pending.length > 0 ? signalExit(t, "halt-wakeup") : null;

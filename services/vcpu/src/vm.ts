@@ -1,8 +1,9 @@
 /** One VM in the vcpu service: its vCPU tasks, their ports onto the bus, and the per-VM report. */
 import {
-  DequeueReply, FaultReply, ReqStream, ResolveReply, RunClock, subjects, summarize,
-  type Bus, type SignalName, type VcpuStateName, type VmContext, type VmState,
+  DequeueReply, FaultReply, LIVE_MIN_MS, Linger, ReqStream, ResolveReply, RunClock, subjects, summarize,
+  type Bus, type InFault, type SignalName, type VcpuStateName, type VmContext, type VmState,
 } from "@faultline/shared";
+import { PauseLog, demandPaging } from "./demand-paging.ts";
 import { Vcpu, type VcpuPorts } from "./vcpu.ts";
 import { buildWorkload } from "./workload.ts";
 
@@ -13,6 +14,12 @@ export class VcpuVm implements VmState {
   readonly #vm: string;
   #stopProgress: () => void = () => undefined;
   readonly #stopWindows: () => void;
+  /** when each vCPU was parked (the demand-paging time leaves it out) */
+  readonly #pauses = new PauseLog();
+  /** faults in flight and async-PF halts that lasted long enough to be shown by live views */
+  readonly #transient: Linger<number, InFault>;
+  /** vCPUs in the async-PF artificial halt */
+  readonly #halting = new Set<number>();
 
   constructor(ctx: VmContext) {
     const { bus, vm, scenario: s, log } = ctx;
@@ -27,14 +34,25 @@ export class VcpuVm implements VmState {
       bus.request(subject, { vm, trace: `${vm}.${vcpu}.${kind}`, vcpu, ...body }, reply, { timeoutMs: faultTimeoutMs, stream: streams[vcpu]!, signal: ctx.signal });
     const ports: VcpuPorts = {
       now: () => this.clock.now(),
-      fault: (vcpu, gfn, write, site, user) => call(vcpu, "f", subjects.fault(vm), { gfn, write, site, user }, FaultReply),
+      fault: async (vcpu, gfn, write, site, user) => {
+        this.#transient.begin(vcpu, { site, gfn, sinceMs: this.clock.now() });
+        try {
+          return await call(vcpu, "f", subjects.fault(vm), { gfn, write, site, user }, FaultReply);
+        } finally {
+          this.#transient.end(vcpu);
+        }
+      },
       dequeue: async (vcpu, atMs, outcome, via) => void (await call(vcpu, "d", subjects.dequeue(vm), { atMs, outcome, via }, DequeueReply)),
       apfReady: (vcpu, gfn, token) => call(vcpu, "a", subjects.apfReady(vm), { gfn, token }, FaultReply),
       resolve: (vcpu, gfn) => call(vcpu, "r", subjects.resolve(vm), { gfn }, ResolveReply),
-      state: (vcpu, state, pagesTouched) => this.#announce(vcpu, state, pagesTouched),
+      state: (vcpu, state, pagesTouched) => this.#onState(vcpu, state, pagesTouched),
       // only the stalls of the services that hold this VM (another stack on the same NATS is not this run)
       testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners)),
     };
+    this.#transient = new Linger(LIVE_MIN_MS, () => this.clock.now(), (vcpu) => {
+      const v = this.vcpus[vcpu];
+      if (v) this.#announce(vcpu, v.state, v.pagesTouched);
+    });
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
     this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
     this.clock.at(0, () => {
@@ -73,9 +91,32 @@ export class VcpuVm implements VmState {
     for (const v of this.vcpus) this.#announce(v.id, v.state, v.pagesTouched);
   }
 
+  /**
+   * A vCPU task's state changed. The async-PF halt is shown like a fault in flight, once it has
+   * lasted LIVE_MIN_MS (a halt that ends sooner sends nothing); every other change at once.
+   */
+  #onState(vcpu: number, state: VcpuStateName, pagesTouched: number): void {
+    this.#pauses.note(vcpu, state, this.clock.now());
+    const inFault = this.vcpus[vcpu]?.inFault;
+    if (state === "halted" && inFault) {
+      this.#halting.add(vcpu);
+      this.#transient.begin(vcpu, { ...inFault });
+      return;
+    }
+    if (this.#halting.delete(vcpu)) {
+      const shown = this.#transient.shown(vcpu) !== undefined;
+      this.#transient.end(vcpu); // announces the state now if the halt was shown
+      if (shown || state === "running") return;
+    }
+    this.#announce(vcpu, state, pagesTouched);
+  }
+
+  /** `state` with the fault in flight (or halt) live views may show; a halt not shown yet is still "running". */
   #announce(vcpu: number, state: VcpuStateName, pagesTouched: number): void {
     const vm = this.#vm;
-    this.#bus.publish(subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state, atMs: this.clock.now(), pagesTouched });
+    const inFault = this.#transient.shown(vcpu) ?? null;
+    const visible = state === "halted" && !inFault ? "running" : state;
+    this.#bus.publish(subjects.vcpuState(vm), { vm, trace: `${vm}.${vcpu}.state`, vcpu, state: visible, atMs: this.clock.now(), pagesTouched, inFault });
   }
 
   /** SPTEs were zapped: every vCPU's guest faults on those pages again. */
@@ -113,25 +154,21 @@ export class VcpuVm implements VmState {
       spinCpuMs: round3(v.spinCpuMs),
       error: v.error,
     }));
-    const allDone = this.vcpus.every((v) => v.doneAtMs !== null);
-    const totalS = Math.max(1e-9, (allDone ? Math.max(...this.vcpus.map((v) => v.doneAtMs ?? 0)) : now) / 1000);
-    const touched = this.vcpus.reduce((n, v) => n + v.pagesTouched, 0);
     return {
       nowMs: now,
       vcpus,
       faultSlow: { ...summarize(this.vcpus.flatMap((v) => v.slowUs)), testbedStalled: this.vcpus.reduce((n, v) => n + v.testbedStalled.slow, 0) },
       faultFast: { ...summarize(this.vcpus.flatMap((v) => v.fastUs)), testbedStalled: this.vcpus.reduce((n, v) => n + v.testbedStalled.fast, 0) },
       faultAsync: summarize(this.vcpus.flatMap((v) => v.asyncUs)),
-      demandPaging: {
-        allDone,
-        totalGuestExecutionS: round3(totalS),
-        perVcpuRate: round3(touched / this.vcpus.length / totalS),
-        overallRate: round3(touched / totalS),
-      },
+      demandPaging: demandPaging(
+        this.vcpus.map((v) => ({ pages: v.accesses.length, pagesTouched: v.pagesTouched, doneAtMs: v.doneAtMs, paused: this.#pauses.of(v.id) })),
+        now,
+      ),
     };
   }
 
   close(): void {
+    this.#transient.close();
     this.#stopProgress();
     this.#stopWindows();
     this.clock.cancelAll();

@@ -18,7 +18,13 @@ const Gfn = Type.Integer({ minimum: 0 });
 export const SignalNameSchema = lit(SIGNAL_NAMES);
 export const WaitStateSchema = lit(WAIT_STATES);
 export const ExitNameSchema = lit(Object.keys(KVM_EXIT) as Array<keyof typeof KVM_EXIT>);
-export const VcpuStateSchema = lit(["running", "blocked", "paused", "halted", "done", "killed"] as const);
+/**
+ * A vCPU's state. The vcpu service announces running, paused, halted (the async-PF artificial halt in
+ * `kvm_vcpu_block`), done and killed; blocked (asleep in `handle_userfault`) and spinning (a
+ * kernel-mode access busy-looping with a signal pending) come from joining its fault in flight with
+ * the pager's sleepers.
+ */
+export const VcpuStateSchema = lit(["running", "blocked", "spinning", "paused", "halted", "done", "killed"] as const);
 
 export const Empty = Strict({ ...Envelope });
 export const Ok = Strict({ ok: Type.Literal(true) });
@@ -172,12 +178,35 @@ export const DequeueReply = Strict({ eaten: Type.Array(SignalNameSchema) });
 export const PauseReply = Strict({ requestedAtMs: Type.Number() });
 export const StopReply = Strict({ parked: Type.Array(VcpuId) });
 
+/** The fault a vCPU has in flight (its site), or its async-PF halt (`waitState` set: it sleeps in `kvm_vcpu_block`). */
+export const InFaultSchema = Strict({
+  site: lit(SITES),
+  gfn: Gfn,
+  sinceMs: Type.Number(),
+  waitState: Type.Optional(Type.Literal("TASK_INTERRUPTIBLE")),
+});
+
 export const VcpuStateMsg = Strict({
   ...Envelope,
   vcpu: VcpuId,
   state: VcpuStateSchema,
   atMs: Type.Number(),
   pagesTouched: Type.Integer({ minimum: 0 }),
+  /** a fault (or async-PF halt) that has lasted long enough to be seen; null: none; absent: not said */
+  inFault: Type.Optional(Type.Union([Type.Null(), InFaultSchema])),
+});
+
+/**
+ * pager → anyone: vCPU `vcpu` went to sleep in `handle_userfault` on `gfn` in `waitState` (only a
+ * sleep that lasted long enough to be seen is announced, so a fast fault sends nothing), or
+ * `waitState` null: it was woken. `atMs`: when it went to sleep, or when it was woken (scenario ms).
+ */
+export const VcpuWaitMsg = Strict({
+  ...Envelope,
+  vcpu: VcpuId,
+  gfn: Gfn,
+  waitState: Type.Union([WaitStateSchema, Type.Null()]),
+  atMs: Type.Number(),
 });
 
 export const PingReply = Strict({
@@ -211,6 +240,8 @@ export type SignalExitOutcome = Static<typeof SignalExitOutcomeSchema>;
 export type ExitVia = Static<typeof ExitViaSchema>;
 export type SendReq = Static<typeof SendReq>;
 export type VcpuStateMsg = Static<typeof VcpuStateMsg>;
+export type VcpuWaitMsg = Static<typeof VcpuWaitMsg>;
+export type InFault = Static<typeof InFaultSchema>;
 export type VcpuStateName = Static<typeof VcpuStateSchema>;
 export type SignalSourceName = Static<typeof SignalSource>;
 export type PingReply = Static<typeof PingReply>;

@@ -1,7 +1,7 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
 import { SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { ApfDeliverySchema, LatencySchema, MemslotOpResultSchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
+import { ApfDeliverySchema, DemandPagingSchema, LatencySchema, MemslotOpResultSchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
 
 /** every report carries what the service saw of the testbed itself */
 const testbed = { testbed: ServiceTestbedSchema };
@@ -21,7 +21,7 @@ export const VcpuReport = Type.Object({
   faultSlow: LatencySchema,
   faultFast: LatencySchema,
   faultAsync: LatencySchema,
-  demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+  demandPaging: DemandPagingSchema,
   ...testbed,
 });
 

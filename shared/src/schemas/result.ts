@@ -144,6 +144,27 @@ export const ApfDeliverySchema = Type.Object({
   pageReadyInjected: Type.Integer(),
 });
 
+/**
+ * The demand-paging rate as `demand_paging_test` computes it: guest execution time from the vCPUs'
+ * start until the last vCPU finished its pages, less the time the VM was paused; per-vCPU rate =
+ * pages per vCPU / that time; overall = per-vCPU rate × nr_vcpus.
+ */
+export const DemandPagingSchema = Type.Object({
+  /** seconds, rounded to ms (v1); `totalGuestExecutionNs` has the full value */
+  totalGuestExecutionS: N,
+  perVcpuRate: N,
+  overallRate: N,
+  allDone: Type.Boolean(),
+  /** the guest execution time, ns (printed as `%ld.%.9lds`) */
+  totalGuestExecutionNs: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** pages per vCPU the rates are computed from (vCPU 0's region once all finished, as `vcpu_args[0].pages`) */
+  pagesPerVcpu: Type.Optional(N),
+  /** each vCPU's own execution time (start → its last page, less its own paused time), ns; null while it runs */
+  vcpuExecutionNs: Type.Optional(Type.Array(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]))),
+  /** paused time subtracted from the total, s */
+  pausedS: Type.Optional(N),
+});
+
 export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
 
 export const ResultSchema = Type.Object(
@@ -171,7 +192,7 @@ export const ResultSchema = Type.Object(
       /** faults that found an invalidation in progress over their gfn or run since their snapshot (is_page_fault_stale): RET_PF_RETRY */
       ...Type.Pick(MmuCountersSchema, ["stale"]).properties,
     }),
-    demandPaging: Type.Object({ totalGuestExecutionS: N, perVcpuRate: N, overallRate: N, allDone: Type.Boolean() }),
+    demandPaging: DemandPagingSchema,
     /** true when some service's report is missing (a service was lost, the run was cancelled): the rest is what was gathered */
     partial: Type.Boolean(),
     /** the services whose report is missing */
@@ -192,5 +213,6 @@ export type MmuCounters = Static<typeof MmuCountersSchema>;
 export type Pause = Static<typeof PauseSchema>;
 export type MemslotOpResult = Static<typeof MemslotOpResultSchema>;
 export type ApfDelivery = Static<typeof ApfDeliverySchema>;
+export type DemandPaging = Static<typeof DemandPagingSchema>;
 export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };
