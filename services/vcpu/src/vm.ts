@@ -36,7 +36,7 @@ export class VcpuVm implements VmState {
       testbedStalled: (from, to) => ctx.monitor.overlaps(this.clock.t0 + from, this.clock.t0 + to, Object.values(ctx.owners)),
     };
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
-    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
+    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports, s.vmm.signalMask));
     this.clock.at(0, () => {
       for (const v of this.vcpus) {
         v.run().catch((err: unknown) => {
@@ -107,6 +107,7 @@ export class VcpuVm implements VmState {
       stat: v.stat,
       blocktimeMs: round3(v.blocktimeMs + (v.inFault ? now - v.inFault.sinceMs : 0)),
       hwpoisonSigbus: v.hwpoisonSigbus,
+      immediateExits: v.immediateExits,
       pagesTouched: v.pagesTouched,
       pages: v.accesses.length,
       doneAtMs: v.doneAtMs,
