@@ -63,8 +63,14 @@ export class PauseController {
     }
   }
 
-  /** The vCPU thread came back from `kvm_cpu_exec` (KVM_RUN returned -EINTR): `qemu_wait_io_event_common` clears thread_kicked. */
+  /**
+   * The vCPU thread came back from `kvm_cpu_exec` (KVM_RUN returned -EINTR): `qemu_wait_io_event_common`
+   * clears thread_kicked. While a pause is in progress (`cpu->stop` set) the same BQL section also
+   * parks the thread (`qemu_cpu_stop`), so the main thread never sees it cleared but not stopped:
+   * then the clear is left to the park (`onState("paused")`).
+   */
   leftKvmRun(vcpu: number): void {
+    if (this.#current && this.#current.resumedAtMs === null) return;
     this.#kicked.delete(vcpu);
   }
 

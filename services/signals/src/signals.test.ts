@@ -100,16 +100,32 @@ describe("signals", () => {
     expect(rec.kicks).toBe(6);
   });
 
-  it("pause - a vCPU that comes back from kvm_cpu_exec (-EINTR) can be kicked again; the opt-in rekickMs timer re-kicks through the same check", async () => {
+  it("pause - the opt-in rekickMs timer re-kicks through cpus_kick_thread: vCPUs still in KVM_RUN are skipped", async () => {
     const { p, kicks, timers } = pc(2, 50);
     const rec = await p.pause();
     expect(timers).toHaveLength(1);
     timers[0]!();
     expect(rec.kicks).toBe(2); // both still kicked: skipped
-    p.leftKvmRun(1);
-    timers[0]!();
+    expect(rec.kicksSkipped).toBe(2);
+    p.onState(1, "paused"); // vCPU 1 parks: cleared, then re-kicked by the park itself
     expect(kicks.at(-1)).toEqual([1]);
+    timers[0]!();
     expect(rec.kicks).toBe(3);
+  });
+
+  it("pause - coming back from kvm_cpu_exec during a pause does not clear thread_kicked before the park (one BQL section); outside a pause it does", async () => {
+    const { p, kicks } = pc(2);
+    const rec = await p.pause();
+    p.leftKvmRun(1); // vCPU 1 is on its way to park: not yet visible as cleared
+    p.onState(0, "paused"); // the re-kick reaches vCPU 0 only
+    expect(kicks.at(-1)).toEqual([0]);
+    p.onState(1, "paused");
+    expect(rec.completedAtMs).not.toBeNull();
+    await p.resume(); // cpu_resume: only vCPU 1 (cleared at its park, never re-kicked) gets a SIG_IPI
+    expect(kicks.at(-1)).toEqual([1]);
+    expect(rec.kicks).toBe(4);
+    p.leftKvmRun(0); // no pause now: -EINTR back in kvm_vcpu_thread_fn clears it
+    expect(p.kicked(0)).toBe(false);
   });
 
   it("pause - never completes once a vCPU is killed, and stops kicking", async () => {
