@@ -7,6 +7,7 @@
  * Orderings and "before the stall ended", never millisecond windows.
  */
 import { describe, expect, it } from "vitest";
+import { formatResult, formatSideBySide } from "../cli/src/summary.ts";
 import type { Result } from "../shared/src/index.ts";
 import { STALL_END_MS, planned } from "./helpers/seed-expect.ts";
 import { httpError, runToEnd, seedScenario, useTestStack, waitFor } from "./helpers/stack.ts";
@@ -68,6 +69,7 @@ describe("pause_all_vcpus kicks (cpus_kick_thread)", () => {
     expect(kicks(imm).some((s) => s.outcome === "delivered-in-vmm")).toBe(true);
     expect(imm.pause!.completedAtMs!).toBeLessThan(400 + FAST_MS);
     expect(slowIntr(legacy).length).toBeGreaterThanOrEqual(1);
+    expect(formatSideBySide(imm, legacy)).toMatch(/SIG_IPI kicks sent \/ skipped +\d+ \/ \d+ +\d+ \/ \d+/);
     for (const v of [...imm.vcpus, ...legacy.vcpus]) expect(v.state).toBe("done");
   });
 });
@@ -82,6 +84,7 @@ describe("signal classes", () => {
     expect(v.signals.map((s) => s.outcome).sort()).toEqual(["KVM_EXIT_INTR", "coalesced"]);
     expect(v.stat.signal_exits).toBe(1);
     expect(v.blockedIn).toMatchObject({ waitState: "TASK_INTERRUPTIBLE" }); // re-faulted: the stall goes on
+    expect(formatResult(r)).toContain("1 signal(s) coalesced with one already pending");
   });
 
   it("process-directed SIGTERM - termsig_handler's shutdown goes through pause_all_vcpus: pre-6.2 completes only after the stall, 6.2 at once; no vCPU killed", async () => {
@@ -97,6 +100,7 @@ describe("signal classes", () => {
     }
     expect(old.shutdown!.completedAtMs!).toBeGreaterThanOrEqual(STALL_END_MS - 5);
     expect(now.shutdown!.completedAtMs!).toBeLessThan(now.shutdown!.requestedAtMs + FAST_MS);
+    expect(formatResult(old)).toMatch(/SIGTERM to the VMM process at \d+ ms → the main thread: shutdown-requested\n {2}shutdown \(SIGTERM\): requested \d+ ms, completed \d+ ms/);
   });
 
   it("thread-directed SIGTERM - blocked in QEMU's vCPU threads: pending, wakes nothing, no shutdown", async () => {
