@@ -2,7 +2,8 @@
  * Assembles the result document from the services' reports. Pure: the joins that need two services
  * live here. A vCPU is `blocked` when it has a fault outstanding and the pager has it asleep in
  * `handle_userfault`; a signal still pending on a vCPU asleep in a state that signal cannot wake
- * (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`.
+ * (TASK_KILLABLE and non-fatal) is `ignored`, otherwise `pending`; outcomes the signals service
+ * decided at send time (`coalesced`, `blocked`) are kept.
  *
  * A report may be missing (its service was lost, or the run was cancelled): the result is then
  * `partial`, names the missing services, and holds what the others reported; the vCPUs' states
