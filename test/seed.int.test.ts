@@ -37,7 +37,9 @@ describe("seed: postcopy paused, SIGUSR1 kick", () => {
   it("seed pre-6.2 - SIGUSR1 is ignored during the stall; KVM_EXIT_INTR (pre-entry check) and the pause come only after the page arrives", async () => {
     const r = await runToEnd(t.api, seedScenario({ kernel: { profile: "pre-6.2" } }));
     expectPre62(r);
-    expect(r.pause!.kicks).toBeGreaterThan(r.vcpus.length); // re-kicked while stuck
+    // cpus_kick_thread: a vCPU stuck in KVM_RUN keeps thread_kicked set, so the re-kicks each park triggers skip it
+    expect(r.pause!.kicks).toBeLessThanOrEqual(2 * r.vcpus.length);
+    expect(r.pause!.kicksSkipped!).toBeGreaterThanOrEqual(1);
     expect(r.demandPaging.allDone).toBe(true);
   });
 

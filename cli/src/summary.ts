@@ -57,6 +57,11 @@ function selftestLines(d: Result["demandPaging"], nrVcpus: number): string[] {
   return out;
 }
 
+/** SIG_IPIs sent (pthread_kill) and re-kicks cpus_kick_thread skipped because thread_kicked was still set. */
+function kickText(p: NonNullable<Result["pause"]>): string {
+  return `${p.kicks} SIG_IPI kicks sent${p.kicksSkipped ? `, ${p.kicksSkipped} skipped (thread_kicked)` : ""}`;
+}
+
 export function formatResult(r: Result): string {
   const out: string[] = [];
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
@@ -64,14 +69,28 @@ export function formatResult(r: Result): string {
   for (const v of r.vcpus) {
     out.push(`  vCPU ${v.id}: ${v.state.padEnd(7)} pages ${v.pagesTouched}/${v.pages}  exits ${exits(v)}  signal_exits ${v.stat.signal_exits}  blocktime ${v.blocktimeMs.toFixed(0)} ms`);
     if (v.blockedIn) out.push(`          blocked in ${v.blockedIn.site} gfn ${v.blockedIn.gfn} ${v.blockedIn.waitState} since ${at(v.blockedIn.sinceMs)}`);
-    for (const s of v.signals.filter((x) => x.source !== "pause-kick")) {
+    for (const s of v.signals.filter((x) => x.source !== "pause-kick" && x.outcome !== "coalesced")) {
       out.push(`          ${s.signal} sent at ${at(s.sentAtMs)} → ${s.outcome}${s.via ? ` (${s.via})` : ""}, latency ${ms(s.latencyUs)}${s.testbedStalled ? " (across a testbed stall: not the kernel's)" : ""}`);
     }
+    const coalesced = v.signals.filter((x) => x.outcome === "coalesced");
+    if (coalesced.length > 0) {
+      const kicks = coalesced.filter((x) => x.source === "pause-kick").length;
+      out.push(`          ${coalesced.length} signal(s) coalesced with one already pending (not queued twice)${kicks ? `, ${kicks} of them SIG_IPI kicks` : ""}`);
+    }
+    if (v.immediateExits) out.push(`          ${v.immediateExits} immediate exit(s): KVM_RUN returned -EINTR on run->immediate_exit (no KVM_EXIT_INTR)`);
     if (v.error) out.push(`          error: ${v.error}`);
   }
   if (r.pause) {
     const p = r.pause;
-    out.push(`  pause_all_vcpus: requested ${at(p.requestedAtMs)}, ${p.completedAtMs === null ? "did NOT complete" : `completed ${at(p.completedAtMs)} (latency ${ms(p.latencyUs)})`}, ${p.kicks} kicks${p.resumedAtMs !== null ? `, resumed ${at(p.resumedAtMs)}` : ""}`);
+    out.push(`  pause_all_vcpus: requested ${at(p.requestedAtMs)}, ${p.completedAtMs === null ? "did NOT complete" : `completed ${at(p.completedAtMs)} (latency ${ms(p.latencyUs)})`}, ${kickText(p)}${p.resumedAtMs !== null ? `, resumed ${at(p.resumedAtMs)}` : ""}`);
+  }
+  for (const s of r.processSignals ?? []) {
+    const thread = s.thread === null ? "no thread (blocked everywhere)" : s.thread === "main" ? "the main thread" : `vCPU ${s.thread}'s thread`;
+    out.push(`  ${s.signal} to the VMM process at ${at(s.sentAtMs)} → ${thread}: ${s.outcome}`);
+  }
+  if (r.shutdown) {
+    const sh = r.shutdown;
+    out.push(`  shutdown (${sh.signal}): requested ${at(sh.requestedAtMs)}, ${sh.completedAtMs === null ? "did NOT complete (a vCPU never parked)" : `completed ${at(sh.completedAtMs)} (${ms(Math.round((sh.completedAtMs - sh.requestedAtMs) * 1000))})`}`);
   }
   const pg = r.pager;
   out.push(`  pager: ${pg.faultEvents} fault events, ${pg.copies} UFFDIO_COPY, ${pg.eexist} EEXIST, ${pg.wakes} wakes, ${pg.duplicateRequests} duplicate requests`);
@@ -114,7 +133,9 @@ export function formatSideBySide(a: Result, b: Result): string {
   row("SIGUSR1 → out of KVM_RUN", (r) => ms(sig0(r)?.latencyUs));
   row("signal_exits (all vCPUs)", (r) => String(r.vcpus.reduce((n, v) => n + v.stat.signal_exits, 0)));
   row("pause_all_vcpus", (r) => (r.pause?.completedAtMs == null ? "did not complete" : `completed in ${ms(r.pause.latencyUs)}`));
-  row("SIG_IPI kicks", (r) => String(r.pause?.kicks ?? 0));
+  // kicks are de-duplicated (cpus_kick_thread), so their count barely differs; what differs is how long the
+  // vCPUs stayed unkickable: re-kicks skipped while thread_kicked was still set
+  row("SIG_IPI kicks sent / skipped", (r) => (r.pause ? `${r.pause.kicks} / ${r.pause.kicksSkipped ?? 0}` : "-"));
   row("vCPUs done after resume", (r) => `${r.vcpus.filter((v) => v.state === "done").length}/${r.vcpus.length}`);
   row("run length", (r) => `${r.durationMs} ms`);
   row("testbed loop delay p99 (max)", (r) => `${Math.max(0, ...Object.values(r.testbed.services).map((t) => t.loopDelay.p99Ms))} ms, ${r.testbed.incidents.length} incidents`);

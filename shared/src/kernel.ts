@@ -70,29 +70,87 @@ export function follInterruptible(profile: Profile): boolean {
 export const SITES = ["tdp", "emulated", "nested-map", "pfn-cache"] as const;
 export type Site = (typeof SITES)[number];
 
-/** Signals Faultline can send. `fatal` = SIGKILL or a default-terminate signal with no handler (`complete_signal`, docs/signals.md). */
+/**
+ * A signal's default action class (kernel/signal.c `SIG_KERNEL_*_MASK`): `term` terminates,
+ * `core` terminates with a core dump (`sig_kernel_coredump`), `kill` is SIGKILL (never caught or blocked).
+ */
+export type SignalAction = "term" | "core" | "kill";
+
+export interface SignalInfo {
+  /** x86 signal number */
+  signo: number;
+  action: SignalAction;
+  /** the handler QEMU installs for it (process-wide: `sigaction` is per thread group), null = SIG_DFL */
+  qemuHandler: string | null;
+  /**
+   * blocked in QEMU's vCPU threads: `qemu_thread_create` starts every thread with all signals blocked
+   * but SIGSEGV, SIGFPE and SIGILL; `kvm_init_cpu_signals` unblocks SIG_IPI (and SIGBUS)
+   */
+  blockedInVcpu: boolean;
+  /** blocked in QEMU's main thread: `qemu_signal_init` blocks SIG_IPI, SIGIO, SIGALRM and SIGBUS there */
+  blockedInMain: boolean;
+}
+
+/** Signals Faultline can send, with QEMU's dispositions for them (a QEMU/KVM VMM on Linux x86). */
 export const SIGNALS = {
-  SIGINT: { signo: 2, fatalWithoutHandler: true },
-  SIGTRAP: { signo: 5, fatalWithoutHandler: true },
-  SIGKILL: { signo: 9, fatalWithoutHandler: true },
-  SIGUSR1: { signo: 10, fatalWithoutHandler: true },
-  SIGTERM: { signo: 15, fatalWithoutHandler: true },
-} as const;
+  SIGHUP: { signo: 1, action: "term", qemuHandler: "termsig_handler", blockedInVcpu: true, blockedInMain: false },
+  SIGINT: { signo: 2, action: "term", qemuHandler: "termsig_handler", blockedInVcpu: true, blockedInMain: false },
+  SIGQUIT: { signo: 3, action: "core", qemuHandler: null, blockedInVcpu: true, blockedInMain: false },
+  SIGILL: { signo: 4, action: "core", qemuHandler: null, blockedInVcpu: false, blockedInMain: false },
+  SIGTRAP: { signo: 5, action: "core", qemuHandler: null, blockedInVcpu: true, blockedInMain: false },
+  SIGABRT: { signo: 6, action: "core", qemuHandler: null, blockedInVcpu: true, blockedInMain: false },
+  SIGKILL: { signo: 9, action: "kill", qemuHandler: null, blockedInVcpu: false, blockedInMain: false },
+  SIGUSR1: { signo: 10, action: "term", qemuHandler: "kvm_ipi_signal", blockedInVcpu: false, blockedInMain: true },
+  SIGSEGV: { signo: 11, action: "core", qemuHandler: null, blockedInVcpu: false, blockedInMain: false },
+  SIGUSR2: { signo: 12, action: "term", qemuHandler: null, blockedInVcpu: true, blockedInMain: false },
+  SIGTERM: { signo: 15, action: "term", qemuHandler: "termsig_handler", blockedInVcpu: true, blockedInMain: false },
+} as const satisfies Record<string, SignalInfo>;
 export type SignalName = keyof typeof SIGNALS;
 export const SIGNAL_NAMES = Object.keys(SIGNALS) as SignalName[];
 
 /** QEMU's `#define SIG_IPI SIGUSR1` (include/qemu/main-loop.h): the pause kick. */
 export const SIG_IPI: SignalName = "SIGUSR1";
 
-/**
- * The VMM (QEMU) installs handlers for these, so they are not fatal: SIG_IPI (`dummy_signal`),
- * SIGINT (Ctrl-C handling), SIGTRAP (gdbstub). SIGKILL can never be caught.
- */
-export const VMM_HANDLED_SIGNALS: ReadonlySet<SignalName> = new Set(["SIGUSR1", "SIGINT", "SIGTRAP"]);
+/** The signals QEMU installs a handler for (so their default action never applies). */
+export const VMM_HANDLED_SIGNALS: ReadonlySet<SignalName> = new Set(SIGNAL_NAMES.filter((s) => SIGNALS[s].qemuHandler !== null));
 
-export function isFatal(signal: SignalName, handled: ReadonlySet<SignalName> = VMM_HANDLED_SIGNALS): boolean {
-  if (signal === "SIGKILL") return true;
-  return SIGNALS[signal].fatalWithoutHandler && !handled.has(signal);
+/**
+ * How QEMU's vCPU thread takes SIG_IPI outside `KVM_RUN` (scenario `vmm.signalMask`):
+ * `immediate-exit` (KVM_CAP_IMMEDIATE_EXIT): unblocked with `pthread_sigmask`, its handler sets
+ * `run->immediate_exit`; `kvm-set-signal-mask` (the fallback): blocked in userspace, unblocked only
+ * inside `KVM_RUN` through `KVM_SET_SIGNAL_MASK`.
+ */
+export const SIGNAL_MASK_MODES = ["immediate-exit", "kvm-set-signal-mask"] as const;
+export type SignalMaskMode = (typeof SIGNAL_MASK_MODES)[number];
+
+/** Which thread of the VMM a signal is aimed at: a vCPU thread (tgkill) or the main thread. */
+export type VmmThread = "vcpu" | "main";
+
+/** `sigismember(&t->blocked, sig)` for a QEMU thread of that kind (SIGKILL can never be blocked). */
+export function blockedIn(signal: SignalName, thread: VmmThread): boolean {
+  const s: SignalInfo = SIGNALS[signal];
+  return thread === "vcpu" ? s.blockedInVcpu : s.blockedInMain;
+}
+
+/**
+ * `complete_signal`: a signal that reaches a thread that does not block it is promoted to a group
+ * SIGKILL (every thread gets SIGKILL and is woken, `fatal_signal_pending` becomes true) when
+ * `sig_fatal` (no handler, default action terminate) and not `sig_kernel_coredump`. This is what
+ * `fatal` means throughout Faultline.
+ */
+export function isFatal(signal: SignalName): boolean {
+  const s: SignalInfo = SIGNALS[signal];
+  return s.action === "kill" || (s.action === "term" && s.qemuHandler === null);
+}
+
+/**
+ * A coredump-class signal with no handler (`sig_kernel_coredump`): not promoted by `complete_signal`
+ * (it wakes only an interruptible sleeper, `signal_wake_up(t, 0)`); the thread that dequeues it on
+ * its way to userspace (`get_signal`) dumps core, and `zap_threads` SIGKILLs every other thread.
+ */
+export function isCoredump(signal: SignalName): boolean {
+  const s: SignalInfo = SIGNALS[signal];
+  return s.action === "core" && s.qemuHandler === null;
 }
 
 export const PAGE_SIZE = 4096;

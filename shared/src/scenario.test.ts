@@ -21,8 +21,16 @@ describe("scenario", () => {
       vm: { vcpus: 1, memslots: [{ slot: 0, gpa: 0, size: 64 * 1024 * 1024 }] },
       pager: { mode: "missing", latency: { dist: "fixed", us: 200 }, stalls: [] },
       workload: { pattern: "sequential", pagesPerVcpu: 1024, writeRatio: 0, site: "tdp" },
-      signals: [], vmm: { rekickMs: 100 },
+      signals: [], vmm: { signalMask: "immediate-exit" },
     });
+    expect(s.vmm.rekickMs).toBeUndefined(); // QEMU has no timed re-kick: opt-in only
+  });
+
+  it("scenario - a signal plan names exactly one of vcpus and process", () => {
+    expect(parseScenario({ signals: [{ atMs: 0, signal: "SIGTERM", process: true }] }).signals[0]).toMatchObject({ process: true });
+    for (const p of [{ atMs: 0, signal: "SIGTERM" }, { atMs: 0, signal: "SIGTERM", process: true, vcpus: 0 }]) {
+      expect(() => parseScenario({ signals: [p] })).toThrow(/exactly one of vcpus .* and process/);
+    }
   });
 
   it("scenario - the documented example scenario parses from YAML", () => {
@@ -54,7 +62,7 @@ vmm:      { pauseAllAtMs: 400, resumeAtMs: 2500 }
   it("scenario - bad values name the field", () => {
     expect(pathOf(() => parseScenario({ kernel: { profile: "5.10" } }))).toBe("/kernel/profile");
     expect(pathOf(() => parseScenario({ vm: { vcpus: 0 } }))).toBe("/vm/vcpus");
-    expect(pathOf(() => parseScenario({ signals: [{ atMs: 1, vcpus: "all", signal: "SIGSEGV" }] }))).toBe("/signals/0/signal");
+    expect(pathOf(() => parseScenario({ signals: [{ atMs: 1, vcpus: "all", signal: "SIGSTOP" }] }))).toBe("/signals/0/signal");
     expect(pathOf(() => parseScenario({ durationMs: "3000" }))).toBe("/durationMs");
   });
 

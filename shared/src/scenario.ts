@@ -64,7 +64,12 @@ export function parseScenario(doc: unknown): Scenario {
   if (typeof site !== "string" && Object.values(site).reduce((a, b) => a + (b ?? 0), 0) <= 0) {
     throw new ValidationError("scenario", "/workload/site", "a site mix needs a positive weight");
   }
-  s.signals.forEach((p, i) => checkSelector(p.vcpus, vcpus, `/signals/${i}/vcpus`));
+  s.signals.forEach((p, i) => {
+    if ((p.vcpus === undefined) === (p.process === undefined)) {
+      throw new ValidationError("scenario", `/signals/${i}`, "needs exactly one of vcpus (tgkill to vCPU threads) and process: true (kill to the VMM)");
+    }
+    if (p.vcpus !== undefined) checkSelector(p.vcpus, vcpus, `/signals/${i}/vcpus`);
+  });
   s.signals.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/signals/${i}/atMs`));
   s.pager.stalls.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/stalls/${i}/atMs`));
   s.pager.drops.forEach((p, i) => checkWithin(p.atMs, s.durationMs, `/pager/drops/${i}/atMs`));
@@ -129,7 +134,7 @@ function checkBudgets(s: Scenario): void {
   }
   let records = 0;
   s.signals.forEach((p, i) => {
-    records += p.vcpus === "all" ? vcpus : Array.isArray(p.vcpus) ? new Set(p.vcpus).size : 1;
+    records += p.vcpus === "all" || p.process ? vcpus : Array.isArray(p.vcpus) ? new Set(p.vcpus).size : 1;
     if (records > FAULTLINE_MAX_SIGNAL_RECORDS) {
       throw new ValidationError(
         "scenario",

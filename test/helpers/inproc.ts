@@ -3,7 +3,7 @@
  * Tasks, PauseController) and direct calls where the services use NATS. Page fetches are released
  * by the test (`release(gfn)`), so the wake rules are tested by ordering, never by time.
  */
-import { parseScenario, type Profile, type SignalName, type Site } from "../../shared/src/index.ts";
+import { parseScenario, type Profile, type SignalMaskMode, type SignalName, type Site } from "../../shared/src/index.ts";
 import { Mmu } from "../../services/mmu/src/index.ts";
 import { Uffd, type UffdConfig } from "../../services/pager/src/index.ts";
 import { PauseController, Tasks, type PendingChange } from "../../services/signals/src/index.ts";
@@ -20,6 +20,8 @@ export interface Harness {
   release: (gfn: number) => void;
   releaseAll: () => void;
   send: (vcpus: number[], signal: SignalName) => void;
+  /** kill(pid) to the VMM */
+  sendProcess: (signal: SignalName) => void;
   runs: Promise<void>[];
   now: () => number;
   close: () => void;
@@ -41,7 +43,7 @@ export async function until(cond: () => boolean, what: string, max = 2000): Prom
 
 export function harness(profile: Profile, o: {
     vcpus?: number; pages?: number; autoFill?: boolean; site?: Site; asyncPf?: { pv: boolean }; userModeShare?: number;
-    config?: Partial<UffdConfig>; writeRatio?: number;
+    config?: Partial<UffdConfig>; writeRatio?: number; signalMask?: SignalMaskMode;
   } = {}): Harness {
   const s = parseScenario({ kernel: { profile }, vm: { vcpus: o.vcpus ?? 1 }, workload: { pagesPerVcpu: o.pages ?? 4, site: o.site ?? "tdp", writeRatio: o.writeRatio ?? 0, userModeShare: o.userModeShare ?? 0.5 } });
   let clock = 0;
@@ -77,28 +79,33 @@ export function harness(profile: Profile, o: {
     vcpus[c.vcpu]?.setPending(c.pending, c.fatal);
   };
   const send = (targets: number[], signal: SignalName) => tasks.send(targets, signal, "plan", now()).forEach(apply);
-  const pause = new PauseController(s.vm.vcpus, 100, {
+  const sendProcess = (signal: SignalName) => tasks.sendProcess(signal, "plan", now()).changes.forEach(apply);
+  const pause = new PauseController(s.vm.vcpus, undefined, {
     now,
     stopAll: async () => vcpus.forEach((v) => v.setStop(true)),
     contAll: async () => vcpus.forEach((v) => v.setStop(false)),
     kick: (targets) => tasks.send(targets, "SIGUSR1", "pause-kick", now()).forEach(apply),
-    every: () => () => undefined, // re-kicks come from parks only here
+    every: () => () => undefined, // no timed re-kick: re-kicks come from parks, as in QEMU
   });
   for (let id = 0; id < s.vm.vcpus; id++) {
     vcpus.push(
       new Vcpu(id, o.site ?? "tdp", buildWorkload(s, id), {
         now,
         fault: (vcpu, gfn, write, site, user) => mmu.access(vcpu, gfn, write, site, user),
-        dequeue: async (vcpu, atMs, outcome, via) => apply(tasks.dequeue(vcpu, atMs, outcome, via).change),
+        dequeue: async (vcpu, atMs, outcome, via) => {
+          const d = tasks.dequeue(vcpu, atMs, outcome, via);
+          if (outcome === "KVM_EXIT_INTR" || (outcome === "delivered-in-vmm" && via !== "parked")) pause.leftKvmRun(vcpu);
+          [d.change, ...d.woken].forEach(apply);
+        },
         resolve: (_vcpu, gfn) => uffd.resolve(gfn),
         apfReady: (vcpu, gfn) => mmu.apfReady(vcpu, gfn),
         state: (vcpu, state) => pause.onState(vcpu, state),
-      }),
+      }, o.signalMask),
     );
   }
   const runs = vcpus.map((v) => v.run());
   return {
-    vcpus, uffd, mmu, tasks, pause, fetching, runs, now, send,
+    vcpus, uffd, mmu, tasks, pause, fetching, runs, now, send, sendProcess,
     release: (gfn) => {
       fetching.delete(gfn);
       waiting.get(gfn)?.();

@@ -62,12 +62,17 @@ describe("wake rules (docs/signals.md)", () => {
     });
   }
 
-  it("fatal default-action signal without a handler (SIGTERM) - kills like SIGKILL", async () => {
+  it("SIGTERM to a vCPU thread - QEMU's vCPU threads block it (qemu_thread_create): it stays pending, wakes nothing, kills nobody", async () => {
     const h = harness("pre-6.2");
     await until(() => h.uffd.waiters().length === 1, "vCPU asleep");
     h.send([0], "SIGTERM");
-    await until(() => h.vcpus[0]!.state === "killed", "killed");
-    expect(h.tasks.records[0]!.outcome).toBe("killed");
+    await settle(50);
+    expect(h.tasks.records[0]!.outcome).toBe("blocked");
+    expect(h.uffd.waiters()).toHaveLength(1);
+    h.release(0);
+    await until(() => h.uffd.waiters()[0]?.gfn === 1, "the guest went on to its next page");
+    expect(h.vcpus[0]!.stat.signal_exits).toBe(0); // never pending for signal_pending(): no KVM_EXIT_INTR
+    expect(h.vcpus[0]!.state).toBe("running");
     h.close();
   });
 

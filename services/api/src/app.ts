@@ -136,8 +136,12 @@ export async function buildApp(o: AppOptions) {
 
   app.post("/v1/runs/:id/signals", {
     schema: {
-      tags: ["controls"], operationId: "sendSignal", summary: "Send a signal to one, some or all vCPUs",
-      params: RunId, body: Type.Object({ signal: SignalNameSchema, vcpus: Type.Optional(VcpuSelectorSchema) }, { additionalProperties: false }),
+      tags: ["controls"], operationId: "sendSignal", summary: "Send a signal to vCPU threads (tgkill; all when vcpus is omitted) or to the VMM process (process: true)",
+      params: RunId,
+      body: Type.Object({
+        signal: SignalNameSchema, vcpus: Type.Optional(VcpuSelectorSchema),
+        process: Type.Optional(Type.Literal(true, { description: "kill(pid) to the VMM: the kernel picks the thread (complete_signal); not with vcpus" })),
+      }, { additionalProperties: false }),
       response: { 200: SendView, ...errs },
     },
     validatorCompiler: strictValidator,
@@ -180,7 +184,10 @@ export async function buildApp(o: AppOptions) {
   return { app, runs };
 }
 
-const SendView = Type.Object({ sent: Type.Array(Type.Object({ vcpu: Type.Integer(), signal: Type.String(), sentAtMs: Type.Number() })) });
+const SendView = Type.Object({
+  sent: Type.Array(Type.Object({ vcpu: Type.Integer(), signal: Type.String(), sentAtMs: Type.Number() })),
+  process: Type.Optional(Type.Object({ signal: Type.String(), sentAtMs: Type.Number(), thread: Type.Union([Type.String(), Type.Integer(), Type.Null()]), outcome: Type.String() })),
+});
 const SvcHealth = Type.Object({ ok: Type.Boolean(), instance: Type.Optional(Type.String()), uptimeMs: Type.Optional(Type.Number()), vms: Type.Optional(Type.Integer({ description: "VMs (runs) this instance holds" })), rttMs: Type.Optional(Type.Number()), error: Type.Optional(Type.String()) });
 const Health = Type.Object({ status: Type.String(), nats: Type.String(), services: Type.Record(Type.String(), SvcHealth) });
 

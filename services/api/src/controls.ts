@@ -38,12 +38,19 @@ export function checkVcpus(sel: VcpuSelector, vcpus: number, path: string): void
   if (bad !== undefined) throw new ValidationError("request", path, `vCPU ${bad} does not exist (vm.vcpus = ${vcpus})`);
 }
 
-/** `POST /v1/runs/:id/signals`: unknown run 404, a vCPU the VM lacks 400, a run not running 409. */
-export async function sendSignal(runs: RunManager, id: string, body: { signal: SignalName; vcpus?: VcpuSelector | undefined }) {
+/**
+ * `POST /v1/runs/:id/signals`: tgkill to vCPU threads (`vcpus`, all of them when omitted) or kill(pid)
+ * to the VMM (`process: true`), not both (400). Unknown run 404, a vCPU the VM lacks 400, a run not running 409.
+ */
+export async function sendSignal(runs: RunManager, id: string, body: { signal: SignalName; vcpus?: VcpuSelector | undefined; process?: true | undefined }) {
   const run = await runs.peek(id);
+  if (body.process && body.vcpus !== undefined) {
+    throw new ValidationError("request", "/body/process", "a signal goes to vCPU threads (vcpus) or to the VMM process (process: true), not both");
+  }
+  if (body.process) return runs.signal(id, { process: true }, body.signal);
   const vcpus = body.vcpus ?? "all";
   checkVcpus(vcpus, run.scenario.vm.vcpus, "/body/vcpus");
-  return runs.signal(id, vcpus, body.signal);
+  return runs.signal(id, { vcpus }, body.signal);
 }
 
 /**

@@ -3,7 +3,8 @@
  * live here. A vCPU is `blocked` when it has a fault outstanding and the pager has it asleep in
  * `handle_userfault` (`spinning` in a SPINNING busy loop: the live view's join, live.ts); a signal
  * still pending on a vCPU asleep in a state that signal cannot wake (TASK_KILLABLE and non-fatal)
- * is `ignored`, otherwise `pending`.
+ * is `ignored`, otherwise `pending`; outcomes the signals service
+ * decided at send time (`coalesced`, `blocked`) are kept.
  *
  * A report may be missing (its service was lost, or the run was cancelled): the result is then
  * `partial`, names the missing services, and holds what the others reported; the vCPUs' states
@@ -57,7 +58,7 @@ const EMPTY_PAGER: Omit<PagerReport, "testbed"> = {
   faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, spinRefaults: 0, removeEvents: 0, eagain: 0,
   writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, waiters: [], kworkersAsleep: 0, stalls: [],
 };
-const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], signalToExit: ZERO };
+const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], shutdown: null, processSignals: [], signalToExit: ZERO };
 const EMPTY_MMU: Omit<MmuReport, "testbed"> = {
   faults: 0, attempt1Hits: 0, attempt2: 0, sigpending: 0, stale: 0, noslot: 0, sptes: 0, invalidateSeq: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0,
   memoryFaults: 0, memslotInvalid: 0, roFaults: 0, zapped: 0, hwpoison: 0, asyncPf: null, asyncPfDelivery: null, memslotOps: [],
@@ -97,6 +98,8 @@ export function assembleResult(ctx: AssembleContext, r: Reports): Result {
     vcpus,
     pause: signalsR.pauses.at(-1) ?? null,
     pauses: signalsR.pauses,
+    shutdown: signalsR.shutdown,
+    processSignals: signalsR.processSignals,
     pager,
     latency: { faultSlow: vcpuR.faultSlow, faultFast: vcpuR.faultFast, faultAsync: vcpuR.faultAsync, signalToExit: signalsR.signalToExit },
     asyncPf: mmuR.asyncPf,

@@ -280,9 +280,10 @@ export class RunManager {
     return r;
   }
 
-  async signal(id: string, vcpus: VcpuSelector, signal: SignalName) {
+  /** tgkill to `vcpus`, or kill(pid) to the VMM (`process`). */
+  async signal(id: string, target: { vcpus: VcpuSelector } | { process: true }, signal: SignalName) {
     const r = this.#running(id);
-    return this.#bus.request(subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, vcpus, signal, source: "api" }, SendReply, { timeoutMs: this.#o.rpcTimeoutMs });
+    return this.#bus.request(subjects.send(r.id), { vm: r.id, trace: `${r.id}.api`, ...target, signal, source: "api" }, SendReply, { timeoutMs: this.#o.rpcTimeoutMs });
   }
 
   async pause(id: string, action: "pause" | "resume") {

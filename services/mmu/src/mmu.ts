@@ -270,6 +270,11 @@ export class Mmu {
     // attempt 2: foll |= FOLL_INTERRUPTIBLE (6.2+); foll &= ~FOLL_NOWAIT
     this.counters.attempt2++;
     const r = await this.#gup({ vcpu, gfn, write, interruptible: follInterruptible(this.profile) });
+    if (r.result === "EINTR" && !follInterruptible(this.profile)) {
+      // before 6.2 hva_to_pfn had no KVM_PFN_ERR_SIGPENDING: gup's -EINTR (SIGKILL) became KVM_PFN_ERR_FAULT,
+      // and handle_abnormal_pfn → kvm_handle_bad_page returned -EFAULT: no KVM_EXIT_INTR, no signal_exits++
+      return { ret: "ERRNO", errno: "EFAULT", path: "gup", sleeps: r.sleeps, fatal: r.fatal, spinMs: 0 };
+    }
     if (r.result === "EINTR") {
       // hva_to_pfn_slow: -EINTR → KVM_PFN_ERR_SIGPENDING; kvm_handle_error_pfn → kvm_handle_signal_exit
       this.counters.sigpending++;

@@ -1,5 +1,5 @@
 /** The signals service: `kernel/signal.c` for the vCPU tasks, signal plans, and QEMU's pause/resume. */
-import { DequeueReq, Empty, SendReq, VcpuStateMsg, defineService, endpoint, subjects } from "@faultline/shared";
+import { DequeueReq, Empty, SendReq, ValidationError, VcpuStateMsg, defineService, endpoint, subjects } from "@faultline/shared";
 import { VmSignals } from "./vm.ts";
 
 export { Tasks, type SignalRecord, type PendingChange } from "./tasks.ts";
@@ -13,14 +13,15 @@ export const signalsService = defineService<VmSignals>({
   create: (ctx) => new VmSignals(ctx),
   endpoints: [
     endpoint(subjects.send, SendReq, (v: VmSignals, m, ctx) => {
-      const r = v.send(m.vcpus, m.signal, m.source);
-      ctx.log.info({ trace: m.trace, signal: m.signal, vcpus: m.vcpus }, "signal sent");
+      if (m.process && m.vcpus !== undefined) throw new ValidationError("message", "/vcpus", "a signal goes to vCPU threads (vcpus) or to the process, not both");
+      const r = m.process ? v.sendProcess(m.signal, m.source) : v.send(m.vcpus ?? "all", m.signal, m.source);
+      ctx.log.info({ trace: m.trace, signal: m.signal, vcpus: m.vcpus, process: m.process }, "signal sent");
       return r;
     }),
     endpoint(subjects.dequeue, DequeueReq, (v: VmSignals, m) => v.dequeue(m.vcpu, m.atMs, m.outcome, m.via)),
     endpoint(subjects.pause, Empty, async (v: VmSignals) => ({ requestedAtMs: (await v.pause.pause()).requestedAtMs })),
     endpoint(subjects.resume, Empty, async (v: VmSignals) => {
-      await v.pause.resume();
+      await v.resume();
       return { requestedAtMs: v.clock.now() };
     }),
     endpoint(subjects.vcpuState, VcpuStateMsg, (v: VmSignals, m) => v.pause.onState(m.vcpu, m.state), { event: true }),

@@ -12,6 +12,8 @@ import type { Access } from "./workload.ts";
 /** Why KVM_RUN returned to userspace. */
 export type RunExit =
   | { kind: "EINTR"; via: ExitVia }
+  /** -EINTR at once: `run->immediate_exit` was set (no exit_reason, no signal_exits++) */
+  | { kind: "IMMEDIATE_EXIT" }
   | { kind: "fatal"; via: ExitVia }
   | { kind: "MEMORY_FAULT"; gfn: number }
   | { kind: "MMIO" }
@@ -25,6 +27,11 @@ const TOUCHES_PER_YIELD = 1024;
 
 /** One `KVM_RUN` ioctl: returns to userspace on -EINTR or an exit the kernel cannot handle. */
 export async function kvmRun(t: VcpuTask): Promise<RunExit> {
+  // kvm_arch_vcpu_ioctl_run: `if (!vcpu->wants_to_run) return -EINTR` (run->immediate_exit), before any entry
+  if (t.immediateExit) {
+    t.immediateExits++;
+    return { kind: "IMMEDIATE_EXIT" };
+  }
   let touchedSinceYield = 0;
   for (;;) {
     if (t.closed) return CLOSED;

@@ -4,7 +4,7 @@
  * KVM_RUN exit counts, latency samples, the task's pending-signal view, QEMU's `cpu->stop`, the
  * guest's cursor in its workload and its view of the SPTEs, and `vcpu->async_pf.done`.
  */
-import { PageSet, type ExitVia, type FaultReply, type KvmExitName, type SignalExitOutcome, type SignalName, type Site, type VcpuResult, type VcpuStateName } from "@faultline/shared";
+import { PageSet, type ExitVia, type FaultReply, type KvmExitName, type SignalExitOutcome, type SignalMaskMode, type SignalName, type Site, type VcpuResult, type VcpuStateName } from "@faultline/shared";
 import type { Workload } from "./workload.ts";
 
 export type { ExitVia } from "@faultline/shared";
@@ -59,6 +59,10 @@ export class VcpuTask {
   fatal = false;
   /** QEMU `cpu->stop` */
   stop = false;
+  /** `run->immediate_exit`, set by QEMU's `kvm_cpu_kick` when SIG_IPI is handled outside KVM_RUN (immediate-exit mode) */
+  immediateExit = false;
+  /** KVM_RUN calls that returned -EINTR at once on `run->immediate_exit` (no KVM_EXIT_INTR, no signal_exits++) */
+  immediateExits = 0;
   closed = false;
   /** the guest's position in its workload */
   cursor = 0;
@@ -78,12 +82,15 @@ export class VcpuTask {
   readonly site: Site | "mixed";
   readonly accesses: Workload;
   readonly ports: VcpuPorts;
+  /** how the VMM thread takes SIG_IPI outside KVM_RUN (scenario `vmm.signalMask`) */
+  readonly signalMask: SignalMaskMode;
 
-  constructor(id: number, site: Site | "mixed", accesses: Workload, ports: VcpuPorts) {
+  constructor(id: number, site: Site | "mixed", accesses: Workload, ports: VcpuPorts, signalMask: SignalMaskMode = "immediate-exit") {
     this.id = id;
     this.site = site;
     this.accesses = accesses;
     this.ports = ports;
+    this.signalMask = signalMask;
   }
 
   /** The state announced to the signals service (pause_all_vcpus waits for "paused"). */

@@ -6,7 +6,7 @@
  * injected ports. This class is what the rest of the vcpu service talks to: the events that reach a
  * task from outside (signals, zaps, async-PF completions, stop requests).
  */
-import type { SignalName, Site } from "@faultline/shared";
+import type { SignalMaskMode, SignalName, Site } from "@faultline/shared";
 import { VcpuTask, type VcpuPorts } from "./task.ts";
 import { kvmCpuExec } from "./vmm.ts";
 import type { Workload } from "./workload.ts";
@@ -15,8 +15,8 @@ export { MEMORY_FAULT_REPEATS } from "./vmm.ts";
 export type { ExitVia, Outcome, VcpuPorts, VcpuStat } from "./task.ts";
 
 export class Vcpu extends VcpuTask {
-  constructor(id: number, site: Site | "mixed", accesses: Workload, ports: VcpuPorts) {
-    super(id, site, accesses, ports);
+  constructor(id: number, site: Site | "mixed", accesses: Workload, ports: VcpuPorts, signalMask: SignalMaskMode = "immediate-exit") {
+    super(id, site, accesses, ports, signalMask);
     void accesses.ready(); // a large workload goes on building in slices, between other work
   }
 

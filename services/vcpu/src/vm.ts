@@ -54,7 +54,7 @@ export class VcpuVm implements VmState {
       if (v) this.#announce(vcpu, v.state, v.pagesTouched);
     });
     const site = typeof s.workload.site === "string" ? s.workload.site : "mixed";
-    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports));
+    this.vcpus = Array.from({ length: s.vm.vcpus }, (_, id) => new Vcpu(id, site, buildWorkload(s, id), ports, s.vmm.signalMask));
     this.clock.at(0, () => {
       for (const v of this.vcpus) {
         v.run().catch((err: unknown) => {
@@ -148,6 +148,7 @@ export class VcpuVm implements VmState {
       stat: v.stat,
       blocktimeMs: round3(v.blocktimeMs + (v.inFault ? now - v.inFault.sinceMs : 0)),
       hwpoisonSigbus: v.hwpoisonSigbus,
+      immediateExits: v.immediateExits,
       pagesTouched: v.pagesTouched,
       pages: v.accesses.length,
       doneAtMs: v.doneAtMs,

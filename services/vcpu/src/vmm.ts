@@ -3,8 +3,16 @@
  * enters KVM_RUN, and on its return: -EINTR → `kvm_eat_signals` (the pending signals are dequeued)
  * and re-enter; `cpu->stop` → park until resumed (`qemu_wait_io_event`); KVM_EXIT_MEMORY_FAULT →
  * ask the pager for the page and re-enter (the proposed designs); a fatal signal → the task dies.
+ *
+ * SIG_IPI outside KVM_RUN (`vmm.signalMask`): with `immediate-exit` (KVM_CAP_IMMEDIATE_EXIT,
+ * `kvm_init_cpu_signals` unblocks it with pthread_sigmask) the handler `kvm_ipi_signal` runs at once
+ * wherever the thread is (`delivered-in-vmm`) and `kvm_cpu_kick` sets `run->immediate_exit`, so the
+ * next KVM_RUN returns -EINTR before entering; `kvm_eat_signals` then clears it. With
+ * `kvm-set-signal-mask` SIG_IPI is blocked in userspace and stays pending until the next KVM_RUN.
+ * A coredump-class signal the thread does not block (SIGSEGV, SIGILL) kills it on its way to
+ * userspace (`get_signal` → `do_coredump`), and with it the VM.
  */
-import type { ExitVia, VcpuStateName } from "@faultline/shared";
+import { SIG_IPI, isCoredump, type ExitVia, type VcpuStateName } from "@faultline/shared";
 import { kvmRun } from "./kvm-run.ts";
 import type { VcpuTask } from "./task.ts";
 
@@ -18,6 +26,11 @@ export async function kvmCpuExec(t: VcpuTask): Promise<void> {
   t.setState("running");
   while (!t.closed) {
     if (t.fatal) return die(t, "vm-killed");
+    if (coredumpPending(t)) return die(t, "core-dump");
+    if (sigIpiInVmm(t)) {
+      await deliverInVmm(t, "vmm-exit");
+      continue;
+    }
     if (t.stop) {
       await park(t);
       continue;
@@ -26,12 +39,31 @@ export async function kvmCpuExec(t: VcpuTask): Promise<void> {
     if (r.kind === "closed") return;
     if (r.kind === "fatal") return die(t, r.via);
     if (r.kind === "MEMORY_FAULT") await resolveMemoryFault(t, r.gfn);
+    if (r.kind === "IMMEDIATE_EXIT") t.immediateExit = false; // kvm_eat_signals: nothing pending, clear run->immediate_exit
     if (r.kind === "EINTR") {
       // the task returns to userspace with a fatal signal pending: it dies there
       if (t.fatal) return die(t, r.via);
-      await t.ports.dequeue(t.id, t.ports.now(), "KVM_EXIT_INTR", r.via); // kvm_eat_signals
+      if (coredumpPending(t)) return die(t, "core-dump");
+      await t.ports.dequeue(t.id, t.ports.now(), "KVM_EXIT_INTR", r.via); // the handler ran on the way out; kvm_eat_signals
+      t.immediateExit = false;
     }
   }
+}
+
+/** SIG_IPI pending while the thread is outside KVM_RUN, and unblocked there (immediate-exit mode). */
+function sigIpiInVmm(t: VcpuTask): boolean {
+  return t.signalMask === "immediate-exit" && !t.fatal && t.pending.includes(SIG_IPI);
+}
+
+/** `kvm_ipi_signal` → `kvm_cpu_kick`: the signal is taken in userspace at once; the next KVM_RUN exits immediately. */
+async function deliverInVmm(t: VcpuTask, via: ExitVia): Promise<void> {
+  t.immediateExit = true;
+  await t.ports.dequeue(t.id, t.ports.now(), "delivered-in-vmm", via);
+}
+
+/** An unblocked coredump-class signal is pending: `get_signal` on the way to userspace dumps core. */
+function coredumpPending(t: VcpuTask): boolean {
+  return t.pending.some(isCoredump);
 }
 
 /**
@@ -53,11 +85,12 @@ async function resolveMemoryFault(t: VcpuTask, gfn: number): Promise<void> {
   try {
     for (;;) {
       // SIG_IPI is unblocked here: a pending signal is delivered before anything else is looked at
-      if (t.pending.length > 0 && !t.fatal) {
+      if (t.pending.length > 0 && !t.fatal && !coredumpPending(t)) {
+        if (t.signalMask === "immediate-exit") t.immediateExit = true; // kvm_cpu_kick
         await t.ports.dequeue(t.id, t.ports.now(), "delivered-in-vmm", "memory-fault-wait");
         continue;
       }
-      if (state.done || t.closed || t.fatal || t.stop) break;
+      if (state.done || t.closed || t.fatal || t.stop || coredumpPending(t)) break;
       await t.wait();
     }
   } finally {
@@ -88,8 +121,12 @@ function noteMemoryFault(t: VcpuTask, gfn: number): { gfn: number; resolved: boo
 async function park(t: VcpuTask): Promise<void> {
   const resumeTo: VcpuStateName = t.doneAtMs === null ? "running" : "done";
   t.setState("paused");
-  while (t.stop && !t.fatal && !t.closed) await t.wait();
-  if (!t.fatal && !t.closed) t.setState(resumeTo);
+  while (t.stop && !t.fatal && !t.closed && !coredumpPending(t)) {
+    // parked in qemu_wait_io_event (a futex wait, interruptible): an unblocked SIG_IPI runs its handler
+    if (sigIpiInVmm(t)) await deliverInVmm(t, "parked");
+    else await t.wait();
+  }
+  if (!t.fatal && !t.closed && !coredumpPending(t)) t.setState(resumeTo);
 }
 
 /** The task dies of its fatal signal; the signals service records the outcome of what was pending. */

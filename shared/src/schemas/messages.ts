@@ -139,8 +139,26 @@ export const StallReq = Strict({ ...Envelope, action: lit(["stall", "unstall"] a
 export const StallReply = Strict({ stalled: Type.Boolean(), atMs: Type.Number() });
 
 export const SignalSource = lit(["plan", "api", "pause-kick"] as const);
-export const SendReq = Strict({ ...Envelope, vcpus: VcpuSelectorSchema, signal: SignalNameSchema, source: SignalSource });
-export const SendReply = Strict({ sent: Type.Array(Strict({ vcpu: VcpuId, signal: SignalNameSchema, sentAtMs: Type.Number() })) });
+/** tgkill to vCPU threads (`vcpus`) or kill(pid) to the VMM (`process`); exactly one of the two. */
+export const SendReq = Strict({
+  ...Envelope,
+  vcpus: Type.Optional(VcpuSelectorSchema),
+  process: Type.Optional(Type.Literal(true)),
+  signal: SignalNameSchema,
+  source: SignalSource,
+});
+/**
+ * What a process-directed signal did: the thread `complete_signal` picked (`main`, a vCPU id, or null
+ * when every thread blocks it) and its effect there: `shutdown-requested` (QEMU's termsig_handler),
+ * `killed` (promoted to a group SIGKILL), `core-dump` (zap_threads kills every thread), `to-vcpu` (the
+ * vCPU thread's record carries the outcome), `coalesced` (already pending: legacy_queue), `blocked`.
+ */
+export const ProcessSignalOutcomeSchema = lit(["shutdown-requested", "killed", "core-dump", "to-vcpu", "coalesced", "blocked"] as const);
+export const ProcessSignalThread = Type.Union([Type.Literal("main"), VcpuId, Type.Null()]);
+export const SendReply = Strict({
+  sent: Type.Array(Strict({ vcpu: VcpuId, signal: SignalNameSchema, sentAtMs: Type.Number() })),
+  process: Type.Optional(Strict({ signal: SignalNameSchema, sentAtMs: Type.Number(), thread: ProcessSignalThread, outcome: ProcessSignalOutcomeSchema })),
+});
 
 /**
  * signals → pager, vcpu: the task's pending set changed. `signal_wake_up` when a signal was sent
@@ -162,8 +180,17 @@ export const WakeMsg = Strict({
  * the signal unblocked).
  */
 export const SignalExitOutcomeSchema = lit(["KVM_EXIT_INTR", "killed", "delivered-in-vmm"] as const);
-/** How the vCPU got out: woken in handle_userfault (gup-eintr), vcpu_enter_guest's check, a halt wakeup, ... */
-export const ExitViaSchema = lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait"] as const);
+/**
+ * Outcomes decided when the signal is sent: `coalesced` (a standard signal already pending on the
+ * thread is not queued twice: legacy_queue), `blocked` (the thread blocks it: it stays pending, wakes nothing).
+ */
+export const SignalSendOutcomeSchema = lit(["coalesced", "blocked"] as const);
+/**
+ * How the vCPU got out: woken in handle_userfault (gup-eintr), vcpu_enter_guest's check, a halt
+ * wakeup, ...; for delivered-in-vmm, where the thread was: parked (qemu_wait_io_event), vmm-exit (in
+ * the VMM between two KVM_RUNs), memory-fault-wait; core-dump: killed by a coredump-class signal it dequeued.
+ */
+export const ExitViaSchema = lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait", "parked", "vmm-exit", "core-dump"] as const);
 
 /** vcpu → signals: the vCPU left KVM_RUN (or died); its pending signals are consumed and get an outcome. */
 export const DequeueReq = Strict({
@@ -244,4 +271,6 @@ export type VcpuWaitMsg = Static<typeof VcpuWaitMsg>;
 export type InFault = Static<typeof InFaultSchema>;
 export type VcpuStateName = Static<typeof VcpuStateSchema>;
 export type SignalSourceName = Static<typeof SignalSource>;
+export type ProcessSignalOutcome = Static<typeof ProcessSignalOutcomeSchema>;
+export type SignalSendOutcome = Static<typeof SignalSendOutcomeSchema>;
 export type PingReply = Static<typeof PingReply>;

@@ -1,7 +1,7 @@
 /** Per-service report replies (api ← services at the end of a run, or live), validated on receipt. */
 import { Type, type Static } from "@sinclair/typebox";
-import { SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
-import { ApfDeliverySchema, DemandPagingSchema, LatencySchema, MemslotOpResultSchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ServiceTestbedSchema, VcpuResultSchema } from "./result.ts";
+import { SignalExitOutcomeSchema, SignalNameSchema, SignalSendOutcomeSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { ApfDeliverySchema, DemandPagingSchema, LatencySchema, MemslotOpResultSchema, MmuCountersSchema, PagerCountersSchema, PauseSchema, ProcessSignalSchema, ServiceTestbedSchema, ShutdownSchema, VcpuResultSchema } from "./result.ts";
 
 /** every report carries what the service saw of the testbed itself */
 const testbed = { testbed: ServiceTestbedSchema };
@@ -39,7 +39,7 @@ export const SignalRecordSchema = Type.Object({
   signal: SignalNameSchema,
   source: SignalSource,
   sentAtMs: N,
-  outcome: Type.Union([...SignalExitOutcomeSchema.anyOf, Type.Null()]),
+  outcome: Type.Union([...SignalExitOutcomeSchema.anyOf, ...SignalSendOutcomeSchema.anyOf, Type.Null()]),
   exitAtMs: NullN,
   via: Type.Union([Type.String(), Type.Null()]),
   latencyUs: NullN,
@@ -51,6 +51,8 @@ export const SignalsReport = Type.Object({
   records: Type.Array(SignalRecordSchema),
   pending: Type.Array(Type.Array(SignalNameSchema)),
   pauses: Type.Array(PauseSchema),
+  shutdown: Type.Union([Type.Null(), ShutdownSchema]),
+  processSignals: Type.Array(ProcessSignalSchema),
   signalToExit: LatencySchema,
   ...testbed,
 });

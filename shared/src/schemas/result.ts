@@ -1,7 +1,7 @@
 /** The result document, v1 (README "How to read the output", docs/runs.md). Names are stable; fields may be added. */
 import { Type, type Static } from "@sinclair/typebox";
 import { LOG2_BUCKETS } from "../histogram.ts";
-import { ExitNameSchema, SignalExitOutcomeSchema, SignalNameSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
+import { ExitNameSchema, ProcessSignalOutcomeSchema, ProcessSignalThread, SignalExitOutcomeSchema, SignalNameSchema, SignalSendOutcomeSchema, SignalSource, VcpuStateSchema, WaitStateSchema } from "./messages.ts";
 
 const N = Type.Number();
 const NullN = Type.Union([Type.Number(), Type.Null()]);
@@ -57,8 +57,11 @@ export const SignalOutcomeSchema = Type.Object({
   source: SignalSource,
   sentAtMs: N,
   /** a dequeue outcome (SignalExitOutcomeSchema), or ignored / pending for a signal never dequeued (v1 order kept) */
-  outcome: Type.Union([exitOutcome("KVM_EXIT_INTR"), exitOutcome("killed"), Type.Literal("ignored"), Type.Literal("pending"), exitOutcome("delivered-in-vmm")]),
-  /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed */
+  outcome: Type.Union([
+    exitOutcome("KVM_EXIT_INTR"), exitOutcome("killed"), Type.Literal("ignored"), Type.Literal("pending"), exitOutcome("delivered-in-vmm"),
+    ...SignalSendOutcomeSchema.anyOf,
+  ]),
+  /** how the vCPU got out: gup-eintr (woken in handle_userfault), pre-entry-check, halt-wakeup, vm-killed, core-dump; for delivered-in-vmm where the thread was (parked, vmm-exit, memory-fault-wait) */
   via: Type.Union([Type.String(), Type.Null()]),
   /** sent → vCPU out of KVM_RUN, null if never */
   latencyUs: NullN,
@@ -79,6 +82,8 @@ export const VcpuResultSchema = Type.Object({
     signal_exits: N, halt_exits: N, halt_wakeup: N, insn_emulation: N,
   }),
   signals: Type.Array(SignalOutcomeSchema),
+  /** KVM_RUN calls that returned -EINTR at once because run->immediate_exit was set (no KVM_EXIT_INTR, no signal_exits++) */
+  immediateExits: Type.Optional(Type.Integer()),
   blocktimeMs: N,
   /** SIGBUS BUS_MCEERR_AR from KVM_PFN_ERR_HWPOISON (UFFDIO_POISON): the VMM injected an MCE, the guest dropped the page */
   hwpoisonSigbus: Type.Integer(),
@@ -165,7 +170,26 @@ export const DemandPagingSchema = Type.Object({
   pausedS: Type.Optional(N),
 });
 
-export const PauseSchema = Type.Object({ requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN, kicks: Type.Integer(), resumedAtMs: NullN });
+export const PauseSchema = Type.Object({
+  requestedAtMs: N, completedAtMs: NullN, latencyUs: NullN,
+  /** SIG_IPI sent (pthread_kill calls of cpus_kick_thread) */
+  kicks: Type.Integer(),
+  /** kicks cpus_kick_thread skipped because cpu->thread_kicked was still set */
+  kicksSkipped: Type.Optional(Type.Integer()),
+  resumedAtMs: NullN,
+});
+
+/** A graceful shutdown requested by SIGTERM/SIGINT/SIGHUP to the VMM (termsig_handler → qemu_system_killed); completed once every vCPU parked. */
+export const ShutdownSchema = Type.Object({ signal: SignalNameSchema, requestedAtMs: N, completedAtMs: NullN });
+
+/** A process-directed signal (kill(pid) to the VMM): the thread that took it and what it did. */
+export const ProcessSignalSchema = Type.Object({
+  signal: SignalNameSchema,
+  source: SignalSource,
+  sentAtMs: N,
+  thread: ProcessSignalThread,
+  outcome: ProcessSignalOutcomeSchema,
+});
 
 export const ResultSchema = Type.Object(
   {
@@ -176,6 +200,10 @@ export const ResultSchema = Type.Object(
     vcpus: Type.Array(VcpuResultSchema),
     pause: Type.Union([Type.Null(), PauseSchema]),
     pauses: Type.Array(PauseSchema),
+    /** the shutdown a termination signal to the VMM requested; null when none */
+    shutdown: Type.Optional(Type.Union([Type.Null(), ShutdownSchema])),
+    /** signals sent to the VMM process (kill(pid)) */
+    processSignals: Type.Optional(Type.Array(ProcessSignalSchema)),
     pager: PagerCountersSchema,
     latency: Type.Object({ faultSlow: LatencySchema, faultFast: LatencySchema, faultAsync: LatencySchema, signalToExit: LatencySchema }),
     /** async-PF tracepoint counts (kvm_try_async_get_page, ..._repeated_fault, ..._not_present, ..._completed, ..._ready); null when off */
@@ -214,5 +242,7 @@ export type Pause = Static<typeof PauseSchema>;
 export type MemslotOpResult = Static<typeof MemslotOpResultSchema>;
 export type ApfDelivery = Static<typeof ApfDeliverySchema>;
 export type DemandPaging = Static<typeof DemandPagingSchema>;
+export type Shutdown = Static<typeof ShutdownSchema>;
+export type ProcessSignal = Static<typeof ProcessSignalSchema>;
 export type Latency = Static<typeof LatencySchema>;
 export { ExitNameSchema };

@@ -4,7 +4,7 @@
  */
 import { Type, type Static, type TNumber } from "@sinclair/typebox";
 import { MAX_GPA, MAX_MEMSLOT_BYTES } from "../budget.ts";
-import { PROFILES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
+import { PROFILES, SIGNAL_MASK_MODES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
 
 const Ms = (description: string, extra: object = {}) =>
   Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
@@ -60,13 +60,15 @@ export const VcpuSelectorSchema = Type.Union(
   { description: '"all", one vCPU id, or a list of ids' },
 );
 
+/** Exactly one of `vcpus` (tgkill to those vCPU threads) and `process` (kill(pid) to the VMM); parseScenario checks it. */
 export const SignalPlanSchema = Type.Object(
   {
     atMs: Ms("when to send, ms since the run started"),
-    vcpus: VcpuSelectorSchema,
+    vcpus: Type.Optional(VcpuSelectorSchema),
+    process: Type.Optional(Type.Literal(true, { description: "kill(pid): process-directed, the kernel picks the thread (complete_signal); the main thread first" })),
     signal: Type.Union(SIGNAL_NAMES.map((s) => Type.Literal(s))),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: "a signal to vCPU threads (vcpus: tgkill) or to the VMM process (process: true): exactly one of the two" },
 );
 
 export const ScenarioSchema = Type.Object(
@@ -215,11 +217,15 @@ export const ScenarioSchema = Type.Object(
       {
         pauseAllAtMs: Type.Optional(Ms("pause_all_vcpus at this time")),
         resumeAtMs: Type.Optional(Ms("resume_all_vcpus at this time")),
-        rekickMs: Type.Integer({
+        rekickMs: Type.Optional(Type.Integer({
           minimum: 1,
           maximum: 60_000,
-          default: 100,
-          description: "re-kick period while a pause is incomplete (QEMU also re-kicks whenever a vCPU parks)",
+          description: "opt-in timed re-kick while a pause is incomplete; QEMU has none (it re-kicks only when a vCPU parks), so absent by default",
+        })),
+        signalMask: Type.Union(SIGNAL_MASK_MODES.map((m) => Type.Literal(m)), {
+          default: "immediate-exit",
+          description:
+            "how the vCPU thread takes SIG_IPI outside KVM_RUN: immediate-exit (KVM_CAP_IMMEDIATE_EXIT: handled at once, run->immediate_exit) or kvm-set-signal-mask (blocked until the next KVM_RUN)",
         }),
       },
       { additionalProperties: false, default: {} },
