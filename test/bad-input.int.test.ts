@@ -56,7 +56,7 @@ describe("bad input", () => {
       expect(b.status).toBe("400");
       expect(b.body.error.path).toMatch(/^\//);
     }
-    const c = await raw(subjects.fault(vm), JSON.stringify({ vm: "someone-else", trace: "t", vcpu: 0, gfn: 1, write: false, site: "tdp" }));
+    const c = await raw(subjects.fault(vm), JSON.stringify({ vm: "someone-else", trace: "t", vcpu: 0, gfn: 1, write: false, site: "tdp", user: false }));
     expect(c).toMatchObject({ status: "400", code: "FL_ERR_INVALID" });
     expect(c.error).toMatch(/VM someone-else/);
     nc.publish(subjects.wake(vm), "garbage");
