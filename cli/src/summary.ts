@@ -11,7 +11,7 @@ function exits(v: VcpuResult): string {
 
 /** The first signal the scenario or the API sent to the vCPU (pause kicks are summarised separately). */
 function firstSignal(v: VcpuResult) {
-  return v.signals.find((s) => s.source !== "pause-kick") ?? v.signals[0];
+  return v.signals.find((s) => s.source !== "pause-kick" && s.outcome !== "coalesced") ?? v.signals.find((s) => s.source !== "pause-kick") ?? v.signals[0];
 }
 
 /** One KVM_SET_USER_MEMORY_REGION: when it was issued, and when it returned (it waits out every fault in flight). */

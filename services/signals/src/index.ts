@@ -21,8 +21,12 @@ export const signalsService = defineService<VmSignals>({
     endpoint(subjects.dequeue, DequeueReq, (v: VmSignals, m) => v.dequeue(m.vcpu, m.atMs, m.outcome, m.via)),
     endpoint(subjects.pause, Empty, async (v: VmSignals) => ({ requestedAtMs: (await v.pause.pause()).requestedAtMs })),
     endpoint(subjects.resume, Empty, async (v: VmSignals) => {
-      await v.resume();
-      return { requestedAtMs: v.clock.now() };
+      const requestedAtMs = v.clock.now();
+      const done = v.resume();
+      // a resume behind an incomplete pause waits for it (possibly the rest of the run): answer now
+      if (v.pause.resumeDeferred) done.catch(() => undefined);
+      else await done;
+      return { requestedAtMs };
     }),
     endpoint(subjects.vcpuState, VcpuStateMsg, (v: VmSignals, m) => v.pause.onState(m.vcpu, m.state), { event: true }),
   ],

@@ -33,6 +33,9 @@ export class PauseController {
   readonly #kicked = new Set<number>();
   readonly #onComplete: Array<(rec: PauseRecord) => void> = [];
   #current: PauseRecord | null = null;
+  /** resumes requested while the pause was incomplete */
+  readonly #waiting: Array<() => void> = [];
+  #closed = false;
   #stopTimer: (() => void) | null = null;
 
   readonly vcpus: number;
@@ -55,8 +58,9 @@ export class PauseController {
     const was = this.#states.get(vcpu);
     this.#states.set(vcpu, state);
     if (was === state) return; // a repeated announcement (resync) is not a park
-    // parking and unparking both pass through qemu_wait_io_event_common
-    if (state === "paused" || state === "running") this.#kicked.delete(vcpu);
+    // parking and unparking both pass through qemu_wait_io_event_common (a vCPU that goes back to
+    // "running" from a halt inside KVM_RUN does not: kvm_cpu_exec has not returned)
+    if (state === "paused" || (state === "running" && was === "paused")) this.#kicked.delete(vcpu);
     if (state === "paused" && this.#current && this.#current.completedAtMs === null) {
       if (this.#unparked().length === 0) this.#complete();
       else this.#kickAll(); // qemu_cond_wait(&qemu_pause_cond) returned: CPU_FOREACH qemu_cpu_kick
@@ -72,6 +76,11 @@ export class PauseController {
   leftKvmRun(vcpu: number): void {
     if (this.#current && this.#current.resumedAtMs === null) return;
     this.#kicked.delete(vcpu);
+  }
+
+  /** A resume waits for the incomplete pause. */
+  get resumeDeferred(): boolean {
+    return this.#waiting.length > 0;
   }
 
   /** Whether cpu->thread_kicked is set for this vCPU. */
@@ -94,9 +103,18 @@ export class PauseController {
     return rec;
   }
 
-  /** `resume_all_vcpus` → `cpu_resume` on each vCPU: the kick (subject to thread_kicked), and cpu->stop = false. */
+  /**
+   * `resume_all_vcpus` → `cpu_resume` on each vCPU: the kick (subject to thread_kicked), and cpu->stop = false.
+   * QEMU's main loop runs the resume (`cont`, a timer, a shutdown) only once `pause_all_vcpus` has
+   * returned: while a pause is incomplete the resume waits for it (`resumeRequestedAtMs` says when it was asked).
+   */
   async resume(): Promise<PauseRecord | null> {
     const rec = this.#current;
+    if (rec && rec.completedAtMs === null && rec.resumedAtMs === null) {
+      rec.resumeRequestedAtMs ??= this.ports.now();
+      await new Promise<void>((done) => this.#waiting.push(done));
+      if (this.#closed) return rec;
+    }
     this.#stopTimer?.();
     this.#stopTimer = null;
     if (rec && rec.resumedAtMs === null) this.#send(rec);
@@ -106,7 +124,9 @@ export class PauseController {
   }
 
   close(): void {
+    this.#closed = true;
     this.#stopTimer?.();
+    for (const w of this.#waiting.splice(0)) w();
   }
 
   #unparked(): number[] {
@@ -150,5 +170,6 @@ export class PauseController {
     this.#stopTimer?.();
     this.#stopTimer = null;
     for (const fn of this.#onComplete) fn(rec);
+    for (const w of this.#waiting.splice(0)) w();
   }
 }

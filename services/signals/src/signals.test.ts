@@ -137,3 +137,53 @@ describe("signals", () => {
     expect(kicks).toHaveLength(1);
   });
 });
+
+describe("pause - QEMU's main loop", () => {
+  function ctl(vcpus: number) {
+    const kicks: number[][] = [];
+    let conts = 0;
+    const p = new PauseController(vcpus, undefined, {
+      now: () => 0, stopAll: async () => undefined, contAll: async () => void conts++, kick: (v) => kicks.push(v), every: () => () => undefined,
+    });
+    return { p, kicks, conts: () => conts };
+  }
+
+  it("pause - a resume asked for while the pause is incomplete waits for it (resume_all_vcpus runs after pause_all_vcpus returns)", async () => {
+    const { p, conts } = ctl(2);
+    const rec = await p.pause();
+    p.onState(0, "paused");
+    const resumed = p.resume();
+    expect(p.resumeDeferred).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    expect(conts()).toBe(0);
+    expect(rec.resumedAtMs).toBeNull();
+    expect(rec.resumeRequestedAtMs).toBe(0);
+    p.onState(1, "paused"); // the pause completes: the main loop goes on to the resume
+    await resumed;
+    expect(conts()).toBe(1);
+    expect(rec.resumedAtMs).not.toBeNull();
+  });
+
+  it("pause - a vCPU back to running from a halt inside KVM_RUN keeps thread_kicked (only a park or unpark clears it)", async () => {
+    const { p, kicks } = ctl(2);
+    p.onState(0, "halted");
+    await p.pause();
+    expect(kicks).toEqual([[0, 1]]);
+    p.onState(0, "running"); // the APF halt ended inside KVM_RUN: kvm_cpu_exec has not returned
+    expect(p.kicked(0)).toBe(true);
+    p.onState(1, "paused"); // a park: qemu_pause_cond → kick all; vCPU 0's kick is still pending
+    expect(kicks.at(-1)).toEqual([1]);
+  });
+});
+
+describe("signals - process-directed", () => {
+  it("signals - kill(pid, SIGUSR1) goes to a vCPU thread with nothing pending (complete_signal's wants_signal), not into vCPU 0's pending SIG_IPI", () => {
+    const t = new Tasks(3);
+    t.send([0], "SIGUSR1", "pause-kick", 1);
+    const { record } = t.sendProcess("SIGUSR1", "plan", 2);
+    expect(record.outcome).toBe("to-vcpu");
+    expect(record.thread).toBe(1);
+    expect(t.pendingOf(1)).toEqual(["SIGUSR1"]);
+    expect(t.records.filter((r) => r.outcome === "coalesced")).toEqual([]);
+  });
+});

@@ -35,6 +35,8 @@ export class Tasks {
   #killedAtMs: number | null = null;
 
   readonly vcpus: number;
+  /** `signal->curr_target`: where complete_signal's scan for a process-directed signal starts */
+  #currTarget = 0;
 
   constructor(vcpus: number) {
     this.vcpus = vcpus;
@@ -107,8 +109,13 @@ export class Tasks {
       record.outcome = outcome;
       changes = this.#changes(woken, "SIGKILL");
     } else {
-      const v = Array.from({ length: this.vcpus }, (_, i) => i).find(() => !blockedIn(signal, "vcpu"));
+      // complete_signal: from signal->curr_target, the first thread that wants it (wants_signal: not
+      // blocked there, and no signal already pending on it), else the queue stays for whoever dequeues next
+      const order = Array.from({ length: this.vcpus }, (_, i) => (this.#currTarget + i) % this.vcpus);
+      const unblocked = blockedIn(signal, "vcpu") ? [] : order; // every vCPU thread has the same mask
+      const v = unblocked.find((i) => this.pendingOf(i).length === 0) ?? unblocked[0];
       if (v !== undefined) {
+        this.#currTarget = v;
         record.thread = v;
         record.outcome = "to-vcpu";
         changes = this.send([v], signal, source, atMs);

@@ -79,8 +79,10 @@ export async function kvmRun(t: VcpuTask): Promise<RunExit> {
  */
 async function guestIdle(t: VcpuTask): Promise<RunExit | null> {
   if (t.deferred.size > 0) {
+    const sleeps = t.apfDone.length === 0 && t.pending.length === 0 && !t.fatal;
     await block(t);
     if (t.apfDone.length === 0 && t.pending.length > 0) return haltWakeup(t);
+    if (sleeps && t.apfDone.length > 0) t.stat.halt_wakeup++; // the completion's kvm_vcpu_kick woke it
     return null;
   }
   if (t.doneAtMs === null) {
@@ -225,7 +227,7 @@ async function block(t: VcpuTask): Promise<void> {
 
 /** A halted vCPU woken by a signal (`halt_wakeup`) leaves KVM_RUN with KVM_EXIT_INTR. */
 function haltWakeup(t: VcpuTask): RunExit {
-  t.stat.halt_wakeup++;
+  // no halt_wakeup: kvm_vcpu_wake_up counts it, and a signal wakes the task through signal_wake_up instead
   return signalExit(t, "halt-wakeup");
 }
 

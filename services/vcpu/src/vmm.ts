@@ -85,8 +85,9 @@ async function resolveMemoryFault(t: VcpuTask, gfn: number): Promise<void> {
   try {
     for (;;) {
       // SIG_IPI is unblocked here: a pending signal is delivered before anything else is looked at
-      if (t.pending.length > 0 && !t.fatal && !coredumpPending(t)) {
-        if (t.signalMask === "immediate-exit") t.immediateExit = true; // kvm_cpu_kick
+      // (with KVM_SET_SIGNAL_MASK, SIG_IPI stays blocked in userspace: it waits for the next KVM_RUN)
+      if (t.signalMask === "immediate-exit" && t.pending.length > 0 && !t.fatal && !coredumpPending(t)) {
+        t.immediateExit = true; // kvm_cpu_kick
         await t.ports.dequeue(t.id, t.ports.now(), "delivered-in-vmm", "memory-fault-wait");
         continue;
       }

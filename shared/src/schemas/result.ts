@@ -177,6 +177,8 @@ export const PauseSchema = Type.Object({
   /** kicks cpus_kick_thread skipped because cpu->thread_kicked was still set */
   kicksSkipped: Type.Optional(Type.Integer()),
   resumedAtMs: NullN,
+  /** a resume asked for while the pause was incomplete waits for it (QEMU's main loop is inside pause_all_vcpus) */
+  resumeRequestedAtMs: Type.Optional(N),
 });
 
 /** A graceful shutdown requested by SIGTERM/SIGINT/SIGHUP to the VMM (termsig_handler → qemu_system_killed); completed once every vCPU parked. */
