@@ -175,13 +175,13 @@ function faultExit(t: VcpuTask, acc: Access, r: FaultReply): RunExit | null {
     return MMIO;
   }
   if (r.hwpoison) {
-    // SIGBUS BUS_MCEERR_AR is pending: the next entry exits (KVM_EXIT_INTR); QEMU's
-    // kvm_arch_on_sigbus_vcpu injects an MCE; the guest's memory-failure handling drops the page
+    // kvm_send_hwpoison_signal: SIGBUS BUS_MCEERR_AR is pending and the fault returns RET_PF_RETRY, so
+    // the next entry exits (kvm_handle_signal_exit: KVM_EXIT_INTR, -EINTR); on the way out QEMU's
+    // SIGBUS handler (kvm_arch_on_sigbus_vcpu) injects an MCE, kvm_cpu_exec returns and the thread
+    // goes through qemu_wait_io_event (parks if cpu->stop); the guest's memory-failure handling drops the page
     t.hwpoisonSigbus++;
     t.cursor++;
-    t.stat.signal_exits++;
-    t.countExit("KVM_EXIT_INTR");
-    return null;
+    return signalExit(t, "hwpoison");
   }
   return pageFaultExit(t, acc, r);
 }

@@ -190,7 +190,7 @@ export const SignalSendOutcomeSchema = lit(["coalesced", "blocked"] as const);
  * wakeup, ...; for delivered-in-vmm, where the thread was: parked (qemu_wait_io_event), vmm-exit (in
  * the VMM between two KVM_RUNs), memory-fault-wait; core-dump: killed by a coredump-class signal it dequeued.
  */
-export const ExitViaSchema = lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait", "parked", "vmm-exit", "core-dump"] as const);
+export const ExitViaSchema = lit(["gup-eintr", "pre-entry-check", "halt-wakeup", "vm-killed", "fault-error", "memory-fault-wait", "parked", "vmm-exit", "core-dump", "hwpoison"] as const);
 
 /** vcpu → signals: the vCPU left KVM_RUN (or died); its pending signals are consumed and get an outcome. */
 export const DequeueReq = Strict({
