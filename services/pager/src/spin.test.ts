@@ -85,32 +85,18 @@ describe("uaccess spin", () => {
     await expect(spinning).resolves.toMatchObject({ result: "ok" });
   });
 
-  it("uaccess spin - a flood within the handler's capacity is all read and leaves it free: another vCPU's event is read at once", async () => {
-    const { uffd, clock, asked, answer } = setup({ eventReadMs: 0.01, uaccessSpin: { eventsPerSec: 50_000, cpuShare: 1 } });
+  it.each([
+    ["a flood within the handler's capacity is all read and leaves it free", 0.01, 50_000, 5000],
+    ["control: with no handler cost", 0, 100_000, 10_000],
+  ])("uaccess spin - %s: another vCPU's event is read at once", async (_what, eventReadMs, eventsPerSec, read) => {
+    const { uffd, clock, asked, answer } = setup({ eventReadMs, uaccessSpin: { eventsPerSec, cpuShare: 1 } });
     const spinning = uffd.faultIn(uaccess(0, 7));
     await until(() => uffd.waiters().length === 1, "asleep");
     uffd.setPending(0, ["SIGUSR1"], false);
     await until(() => uffd.waiters()[0]?.waitState === "SPINNING", "spinning");
     clock.t += 100;
     await until(() => uffd.counters.spinRefaults > 0, "a tick read");
-    expect(uffd.counters.spinRefaults).toBe(5000);
-    const other = uffd.faultIn({ vcpu: 1, gfn: 9, write: false, interruptible: true });
-    await tick();
-    expect(asked).toEqual([7, 9]);
-    answer(9);
-    answer(7);
-    await Promise.all([other, spinning]);
-  });
-
-  it("uaccess spin - control: with no handler cost another vCPU's event is read at once", async () => {
-    const { uffd, clock, asked, answer } = setup({ eventReadMs: 0, uaccessSpin: { eventsPerSec: 100_000, cpuShare: 1 } });
-    const spinning = uffd.faultIn(uaccess(0, 7));
-    await until(() => uffd.waiters().length === 1, "asleep");
-    uffd.setPending(0, ["SIGUSR1"], false);
-    await until(() => uffd.waiters()[0]?.waitState === "SPINNING", "spinning");
-    clock.t += 100;
-    await until(() => uffd.counters.spinRefaults > 0, "a tick read");
-    expect(uffd.counters.spinRefaults).toBe(10_000);
+    expect(uffd.counters.spinRefaults).toBe(read);
     const other = uffd.faultIn({ vcpu: 1, gfn: 9, write: false, interruptible: true });
     await tick();
     expect(asked).toEqual([7, 9]);
