@@ -29,7 +29,14 @@ export class VmPager implements VmState {
     this.#vcpus = scenario.vm.vcpus;
     this.#drops = new ReqStream(`${vm}.pager.drops.${Math.random().toString(36).slice(2, 8)}`);
     this.clock = new RunClock();
-    this.source = new PageSource(scenario.pager.latency.us);
+    // the windows are checked by time as well as by their timers: a fetch that reaches a loaded pager
+    // before its window's start timer fired is still inside the window
+    const windows = scenario.pager.stalls;
+    this.source = new PageSource(scenario.pager.latency.us, () => {
+      if (!this.clock.started || windows.length === 0) return false;
+      const t = this.clock.now();
+      return windows.some((w) => t >= w.atMs && t < w.atMs + w.forMs);
+    });
     this.#waits = new Linger(LIVE_MIN_MS, () => this.clock.now(), (vcpu, w, ended) => {
       if (w) this.#publishWait(vcpu, w.gfn, w.state, w.sinceMs);
       else if (ended) this.#publishWait(vcpu, ended.gfn, null, this.clock.now());

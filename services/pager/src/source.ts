@@ -26,8 +26,12 @@ export class PageSource {
   /** pages answered */
   answered = 0;
 
-  constructor(latencyUs: number) {
+  /** a scheduled stall window covers the run's clock now (its timers may not have fired yet on a loaded machine) */
+  readonly #inWindow: () => boolean;
+
+  constructor(latencyUs: number, inWindow: () => boolean = () => false) {
     this.#latencyMs = latencyUs / 1000;
+    this.#inWindow = inWindow;
   }
 
   get stalled(): boolean {
@@ -43,8 +47,8 @@ export class PageSource {
     this.#stalled = true;
   }
 
+  /** The stall ends (also a scheduled window's end, whose start timer may not have fired): re-send what waited. */
   unstall(): void {
-    if (!this.#stalled) return;
     this.#stalled = false;
     const again = this.#deferred;
     this.#deferred = [];
@@ -59,7 +63,7 @@ export class PageSource {
 
   #schedule(d: Due): void {
     if (this.#closed) return;
-    if (this.#stalled) return void this.#deferred.push(d);
+    if (this.#stalled || this.#inWindow()) return void this.#deferred.push(d);
     d.at = epochMs() + this.#latencyMs;
     if (this.#latencyMs >= 2) {
       clock().setTimeout(() => this.#deliver(d), this.#latencyMs);
@@ -71,7 +75,7 @@ export class PageSource {
 
   #deliver(d: Due): void {
     if (this.#closed) return;
-    if (this.#stalled) return void this.#deferred.push(d);
+    if (this.#stalled || this.#inWindow()) return void this.#deferred.push(d);
     this.answered++;
     d.resolve();
   }
