@@ -317,8 +317,9 @@ export class RunManager {
     await Promise.race([this.waitAll(), new Promise((r) => setTimeout(r, boundMs).unref())]);
   }
 
+  /** Every run driven here has ended and had its first record attempt (a run that just ended may still be writing). */
   async waitAll(): Promise<void> {
-    await Promise.all(this.active().map((r) => r.done));
+    await Promise.all([...this.#live.values()].map((r) => r.done));
   }
 
   close(): void {
