@@ -8,6 +8,7 @@ import { ValidationError } from "./errors.ts";
 import type { GfnRange } from "./page-set.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
 import { simulateMemslotOps } from "./memslot-check.ts";
+import { normaliseTrace } from "./trace.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
 
@@ -23,14 +24,17 @@ export function parseSize(size: number | string): number {
 }
 
 export function parseScenarioText(text: string): Scenario {
-  let doc: unknown;
+  return parseScenario(parseScenarioDoc(text));
+}
+
+/** The scenario text as a plain document, not validated yet (the CLI resolves `workload.trace.file` in it first). */
+export function parseScenarioDoc(text: string): unknown {
   try {
-    doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
   } catch (err) {
     const msg = err instanceof YAMLParseError ? err.message.split("\n")[0] : String(err);
     throw new ValidationError("scenario", "", `not YAML or JSON: ${msg}`);
   }
-  return parseScenario(doc);
 }
 
 /** Validates a scenario object; returns it with every default filled in and sizes in bytes. */
@@ -41,6 +45,7 @@ export function parseScenario(doc: unknown): Scenario {
   const s = withDefaults("scenario", ScenarioSchema, doc);
   checkMemslots(s);
   checkBudgets(s);
+  checkWorkload(s);
   const vcpus = s.vm.vcpus;
   const need = vcpus * s.workload.pagesPerVcpu;
   const have = s.vm.memslots.reduce((n, m) => n + Number(m.size) / PAGE_SIZE, 0);
@@ -120,15 +125,29 @@ function checkMemslots(s: Scenario): void {
   });
 }
 
+/** A trace's wire form (inline lackey text becomes a page sequence) and its fit in the vCPU's pages. */
+function checkWorkload(s: Scenario): void {
+  if (s.workload.pattern !== "trace") return;
+  const distinct = normaliseTrace(s.workload.trace);
+  const runs = s.workload.trace!.runs!.length / 3;
+  if (s.vm.vcpus * runs > FAULTLINE_MAX_ACCESSES) {
+    throw new ValidationError("scenario", "/workload/trace", `${s.vm.vcpus} vCPUs x ${runs} page runs exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`, "FL_ERR_BUDGET");
+  }
+  if (distinct > s.workload.pagesPerVcpu) {
+    throw new ValidationError("scenario", "/workload/pagesPerVcpu", `the trace touches ${distinct} distinct pages; each vCPU needs at least that many (pagesPerVcpu ${s.workload.pagesPerVcpu})`);
+  }
+}
+
 /** The products of fields the schema cannot bound (budget.ts); the error names the field that tips it over. */
 function checkBudgets(s: Scenario): void {
   const { vcpus } = s.vm;
-  const per = s.workload.pagesPerVcpu;
+  const repeats = s.workload.accessesPerVcpu !== undefined && (s.workload.pattern === "zipf" || s.workload.pattern === "hotset");
+  const per = repeats ? s.workload.accessesPerVcpu! : s.workload.pagesPerVcpu;
   if (vcpus * per > FAULTLINE_MAX_ACCESSES) {
     throw new ValidationError(
       "scenario",
-      "/workload/pagesPerVcpu",
-      `${vcpus} vCPUs x ${per} pages = ${vcpus * per} accesses exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`,
+      repeats ? "/workload/accessesPerVcpu" : "/workload/pagesPerVcpu",
+      `${vcpus} vCPUs x ${per} ${repeats ? "accesses" : "pages"} = ${vcpus * per} accesses exceeds the budget of ${FAULTLINE_MAX_ACCESSES} (FAULTLINE_MAX_ACCESSES)`,
       "FL_ERR_BUDGET",
     );
   }

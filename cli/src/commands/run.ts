@@ -1,5 +1,5 @@
 /** `faultline run SCENARIO`: start the local stack, run one scenario through the API, print, tear down. */
-import { parseScenarioText, type Result, type Scenario } from "@faultline/shared";
+import { parseScenario, parseScenarioDoc, type Result, type Scenario } from "@faultline/shared";
 import { SingleBar } from "cli-progress";
 import { readFile } from "node:fs/promises";
 import { ApiClient, isTerminal, type RunView } from "../client.ts";
@@ -7,6 +7,7 @@ import { withStack } from "../lifecycle.ts";
 import type { Stack } from "../stack.ts";
 import { pageCounts, stateCounts } from "../progress.ts";
 import { formatResult } from "../summary.ts";
+import { resolveTraceFile } from "../trace-file.ts";
 
 export interface RunOptions {
   json: boolean;
@@ -20,9 +21,9 @@ export interface RunOptions {
 export const ONE_SHOT = { maxDeaths: 1 } as const;
 
 export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
-  const text = await readFile(file, "utf8");
-  const doc = parseScenarioText(text);
-  if (profile) return parseScenarioText(JSON.stringify({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
+  const raw = await resolveTraceFile(parseScenarioDoc(await readFile(file, "utf8")), file);
+  const doc = parseScenario(raw);
+  if (profile) return parseScenario(structuredClone({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
   return doc;
 }
 

@@ -5,7 +5,7 @@
  * dispatch of each fault's answer from the mmu (`kvm_mmu_page_fault`) into "re-enter the guest" or
  * "return to userspace" (-EINTR, KVM_EXIT_MMIO, KVM_EXIT_MEMORY_FAULT).
  */
-import { PAGE_SIZE, type ExitVia, type FaultReply } from "@faultline/shared";
+import { PAGE_SIZE, clock, type ExitVia, type FaultReply } from "@faultline/shared";
 import type { VcpuTask } from "./task.ts";
 import type { Access } from "./workload.ts";
 
@@ -24,6 +24,11 @@ const MMIO: RunExit = { kind: "MMIO" };
 
 /** Guest accesses to mapped pages between two turns of the event loop. */
 const TOUCHES_PER_YIELD = 1024;
+
+/** Guest compute time (`workload.computeUs`) is slept in batches of at least this much, µs ... */
+export const COMPUTE_BATCH_US = 2_000;
+/** ... and at most this much at once, so a signal or a pause request is seen soon. */
+const COMPUTE_SLICE_US = 10_000;
 
 /** One `KVM_RUN` ioctl: returns to userspace on -EINTR or an exit the kernel cannot handle. */
 export async function kvmRun(t: VcpuTask): Promise<RunExit> {
@@ -46,6 +51,17 @@ export async function kvmRun(t: VcpuTask): Promise<RunExit> {
     // vcpu_enter_guest: a pending (and, inside KVM_RUN, unblocked) signal → kvm_handle_signal_exit
     if (t.pending.length > 0) return signalExit(t, "pre-entry-check");
     const acc = t.accesses.at(t.cursor);
+    if (t.accesses.computeUs > 0) {
+      // the guest computes before each access: accumulated, slept in batches, counted in guest execution time
+      if (acc && t.computedThrough <= t.cursor) {
+        t.computeDebtUs += t.accesses.computeUs * t.accesses.weight(t.cursor);
+        t.computedThrough = t.cursor + 1;
+      }
+      if (t.computeDebtUs >= COMPUTE_BATCH_US || (!acc && t.computeDebtUs > 0)) {
+        await guestCompute(t);
+        continue;
+      }
+    }
     if (!acc) {
       const exit = await guestIdle(t);
       if (exit) return exit;
@@ -69,6 +85,14 @@ export async function kvmRun(t: VcpuTask): Promise<RunExit> {
     const exit = faultExit(t, acc, r);
     if (exit) return exit;
   }
+}
+
+/** The guest runs (no exit) for its accumulated compute time, at most COMPUTE_SLICE_US at once. */
+async function guestCompute(t: VcpuTask): Promise<void> {
+  const us = Math.min(t.computeDebtUs, COMPUTE_SLICE_US);
+  t.computeDebtUs -= us;
+  t.computeUs += us;
+  await new Promise<void>((r) => clock().setTimeout(r, us / 1000));
 }
 
 /**

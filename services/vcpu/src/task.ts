@@ -66,6 +66,10 @@ export class VcpuTask {
   closed = false;
   /** the guest's position in its workload */
   cursor = 0;
+  /** guest compute time owed (µs, not slept yet), the accesses it covers (cursor below this), and the time slept so far (µs) */
+  computeDebtUs = 0;
+  computedThrough = 0;
+  computeUs = 0;
   /** gfns the guest has mapped (its view of the SPTEs): ranges, so a sequential guest keeps one */
   readonly mapped = new PageSet();
   /** the last KVM_EXIT_MEMORY_FAULT, to catch the same fault repeating after it was resolved */

@@ -151,6 +151,8 @@ export class VcpuVm implements VmState {
       immediateExits: v.immediateExits,
       pagesTouched: v.pagesTouched,
       pages: v.accesses.length,
+      ...(v.accesses.built ? { distinctPages: v.accesses.distinctPages } : {}),
+      ...(v.computeUs > 0 ? { computeMs: round3(v.computeUs / 1000) } : {}),
       doneAtMs: v.doneAtMs,
       spinCpuMs: round3(v.spinCpuMs),
       error: v.error,

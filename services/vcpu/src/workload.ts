@@ -9,8 +9,15 @@
  * the other vCPUs' pages are never materialised. A large build runs in slices of BUILD_SLICE
  * accesses, one slice per turn of the event loop for the whole process (one queue, oldest first:
  * `ready()`), so setting up 256 vCPUs never blocks the service's event loop for long.
+ *
+ * Beyond memstress: `zipf`, `hotset` (`accessesPerVcpu` accesses over the partition, pages may
+ * repeat), `strided` (every page once, in strides) and `trace` (a program's page sequence, one
+ * access per run of consecutive accesses to a page: the rest of a run hits the mapped page with no
+ * exit, and counts only in the guest compute time), orders from patterns.ts; the write flag of a
+ * trace access is the trace's own.
  */
 import { SITES, guestRanges, prng, type FaultReq, type Scenario, type Site } from "@faultline/shared";
+import { distinct, hotsetPages, stridedPages, tracePages, zipfPages } from "./patterns.ts";
 
 /** One guest access: the page, read or write, the guest's CPL, and where it meets KVM (the FaultReq it may become). */
 export type Access = Pick<FaultReq, "gfn" | "write" | "site" | "user">;
@@ -81,11 +88,20 @@ export class Workload implements Iterable<Access> {
   /** set when the VM is torn down: a queued build stops taking slices */
   cancelled = false;
 
+  /** guest compute time per access (µs), `workload.computeUs` */
+  readonly computeUs: number;
+  #weights: Uint32Array | null = null;
+  #distinct: number;
+
   constructor(s: Scenario, vcpu: number) {
-    const per = s.workload.pagesPerVcpu;
-    this.length = per;
+    const w = s.workload;
+    const per = w.pagesPerVcpu;
+    this.length =
+      w.pattern === "trace" ? w.trace!.runs!.length / 3 : w.pattern === "zipf" || w.pattern === "hotset" ? (w.accessesPerVcpu ?? per) : per;
+    this.#distinct = per;
+    this.computeUs = w.computeUs;
     this.#steps = this.#build(s, vcpu);
-    if (per <= BUILD_AT_ONCE) this.#finish();
+    if (this.length <= BUILD_AT_ONCE) this.#finish();
   }
 
   /** true once every access is in place */
@@ -123,6 +139,18 @@ export class Workload implements Iterable<Access> {
   get flags(): Uint8Array {
     this.#finish();
     return this.#flags;
+  }
+
+  /** distinct pages the accesses touch */
+  get distinctPages(): number {
+    this.#finish();
+    return this.#distinct;
+  }
+
+  /** guest accesses access `i` stands for (a trace's run of accesses to one page; else 1) */
+  weight(i: number): number {
+    this.#finish();
+    return this.#weights?.[i] ?? 1;
   }
 
   gfn(i: number): number {
@@ -166,27 +194,31 @@ export class Workload implements Iterable<Access> {
   /** The build as slices: yields after every BUILD_SLICE accesses of work. Same draws as one pass. */
   *#build(s: Scenario, vcpu: number): Generator<void> {
     const n = this.length;
+    const w = s.workload;
+    const per = w.pagesPerVcpu;
+    const direct = w.pattern === "sequential" || w.pattern === "random";
     // allocated by the first slice, not at setup: zero-filling 256 x 64k accesses takes a while
     const gfns = (this.#gfns = new Float64Array(n));
     const flags = (this.#flags = new Uint8Array(n));
-    // this vCPU's partition: pages [vcpu * n, (vcpu + 1) * n) of the memslots in slot order
-    let skip = vcpu * n;
+    // this vCPU's partition: pages [vcpu * per, (vcpu + 1) * per) of the memslots in slot order
+    const part = direct ? gfns : new Float64Array(per);
+    let skip = vcpu * per;
     let k = 0;
     for (const [a, b] of guestRanges(s.vm.memslots)) {
-      if (k >= n) break;
+      if (k >= per) break;
       if (skip >= b - a) {
         skip -= b - a;
         continue;
       }
-      for (let g = a + skip; g < b && k < n; g++) {
-        gfns[k++] = g;
+      for (let g = a + skip; g < b && k < per; g++) {
+        part[k++] = g;
         if (k % BUILD_SLICE === 0) yield;
       }
       skip = 0;
     }
-    if (k < n) throw new Error(`the memslots hold no page for access ${k} of vCPU ${vcpu}`);
+    if (k < per) throw new Error(`the memslots hold no page for access ${k} of vCPU ${vcpu}`);
     const rnd = prng(s.seed * 7919 + vcpu);
-    if (s.workload.pattern === "random") {
+    if (w.pattern === "random") {
       // Fisher–Yates, as shuffle() in shared/random.ts, in place on the typed array
       for (let i = n - 1; i > 0; i--) {
         const j = Math.floor(rnd() * (i + 1));
@@ -196,13 +228,28 @@ export class Workload implements Iterable<Access> {
         if (i % BUILD_SLICE === 0) yield;
       }
     }
+    let writes: Uint8Array | null = null;
+    if (!direct) {
+      const idx = new Uint32Array(n);
+      if (w.pattern === "zipf") yield* zipfPages(idx, per, w.zipfS, rnd, BUILD_SLICE);
+      else if (w.pattern === "hotset") yield* hotsetPages(idx, per, w.hotFraction, w.hotShare, rnd, BUILD_SLICE);
+      else if (w.pattern === "strided") yield* stridedPages(idx, per, w.stridePages, BUILD_SLICE);
+      else {
+        writes = new Uint8Array(n);
+        this.#weights = new Uint32Array(n);
+        yield* tracePages(w.trace!.runs!, per, idx, writes, this.#weights, BUILD_SLICE);
+      }
+      for (let i = 0; i < n; i++) gfns[i] = part[idx[i]!]!;
+      this.#distinct = distinct(idx, per);
+    }
     const site = siteDrawer(s, prng(s.seed * 104729 + vcpu));
-    const ratio = s.workload.writeRatio;
+    const ratio = w.writeRatio;
     // its own stream, so adding the CPL draw changed no other draw of a seed
     const cpl = prng(s.seed * 15_485_863 + vcpu);
-    const userShare = s.workload.userModeShare;
+    const userShare = w.userModeShare;
     for (let i = 0; i < n; i++) {
-      flags[i] = (rnd() < ratio ? WRITE : 0) | (cpl() < userShare ? USER : 0) | (site() << SITE_SHIFT);
+      const write = writes ? writes[i] === 1 : rnd() < ratio;
+      flags[i] = (write ? WRITE : 0) | (cpl() < userShare ? USER : 0) | (site() << SITE_SHIFT);
       if ((i + 1) % BUILD_SLICE === 0) yield;
     }
   }

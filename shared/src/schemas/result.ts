@@ -89,6 +89,10 @@ export const VcpuResultSchema = Type.Object({
   hwpoisonSigbus: Type.Integer(),
   pagesTouched: Type.Integer(),
   pages: Type.Integer(),
+  /** distinct pages the vCPU's accesses touch (a zipf, hotset or trace workload repeats pages) */
+  distinctPages: Type.Optional(Type.Integer()),
+  /** guest compute time slept between accesses (workload.computeUs), ms */
+  computeMs: Type.Optional(N),
   doneAtMs: NullN,
   spinCpuMs: N,
   error: Type.Union([Type.String(), Type.Null()]),

@@ -5,6 +5,10 @@
 import { Type, type Static, type TNumber } from "@sinclair/typebox";
 import { MAX_GPA, MAX_MEMSLOT_BYTES } from "../budget.ts";
 import { PROFILES, SIGNAL_MASK_MODES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
+import { TraceSchema } from "./trace.ts";
+
+/** How a vCPU walks its pages (services/vcpu/src/workload.ts). */
+export const WORKLOAD_PATTERNS = ["sequential", "random", "zipf", "hotset", "strided", "trace"] as const;
 
 const Ms = (description: string, extra: object = {}) =>
   Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
@@ -190,8 +194,15 @@ export const ScenarioSchema = Type.Object(
     ),
     workload: Type.Object(
       {
-        pattern: Type.Union([Type.Literal("sequential"), Type.Literal("random")], { default: "sequential" }),
+        pattern: Type.Union(WORKLOAD_PATTERNS.map((p) => Type.Literal(p)), { default: "sequential" }),
         pagesPerVcpu: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 1024, description: "vcpus x pagesPerVcpu is at most FAULTLINE_MAX_ACCESSES" }),
+        accessesPerVcpu: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_048_576, description: "zipf, hotset: accesses each vCPU makes (pages may repeat); default pagesPerVcpu" })),
+        zipfS: Type.Number({ minimum: 0, maximum: 10, default: 1, description: "zipf: skew s, page of rank k drawn with weight 1/k^s" }),
+        hotFraction: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.1, description: "hotset: share of the vCPU's pages that are hot" }),
+        hotShare: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: "hotset: share of accesses that go to the hot pages" }),
+        stridePages: Type.Integer({ minimum: 1, maximum: 1_048_576, default: 8, description: "strided: pages between two accesses, wrapping so every page is touched once" }),
+        computeUs: Type.Number({ minimum: 0, maximum: 1_000_000, default: 0, description: "guest compute time per access, µs (guest execution time)" }),
+        trace: Type.Optional(TraceSchema),
         writeRatio: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
         userModeShare: Type.Number({
           minimum: 0, maximum: 1, default: 0.5,
