@@ -67,7 +67,7 @@ export function formatResult(r: Result): string {
   out.push(`${r.scenario} (profile ${r.profile}, run ${r.runId}, ${r.durationMs} ms)`);
   if (r.partial) out.push(`  PARTIAL: no report from ${r.missing.join(", ")}; what follows is what the other services gathered`);
   for (const v of r.vcpus) {
-    out.push(`  vCPU ${v.id}: ${v.state.padEnd(7)} pages ${v.pagesTouched}/${v.pages}  exits ${exits(v)}  signal_exits ${v.stat.signal_exits}  blocktime ${v.blocktimeMs.toFixed(0)} ms`);
+    out.push(`  vCPU ${v.id}: ${v.state.padEnd(7)} pages ${v.pagesTouched}/${v.pages}${v.distinctPages !== undefined && v.distinctPages !== v.pages ? ` (${v.distinctPages} distinct)` : ""}  exits ${exits(v)}  signal_exits ${v.stat.signal_exits}  blocktime ${v.blocktimeMs.toFixed(0)} ms`);
     if (v.blockedIn) out.push(`          blocked in ${v.blockedIn.site} gfn ${v.blockedIn.gfn} ${v.blockedIn.waitState} since ${at(v.blockedIn.sinceMs)}`);
     for (const s of v.signals.filter((x) => x.source !== "pause-kick" && x.outcome !== "coalesced")) {
       out.push(`          ${s.signal} sent at ${at(s.sentAtMs)} → ${s.outcome}${s.via ? ` (${s.via})` : ""}, latency ${ms(s.latencyUs)}${s.testbedStalled ? " (across a testbed stall: not the kernel's)" : ""}`);

@@ -5,8 +5,8 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 
-/** Page runs a scenario's trace may hold (one run: consecutive accesses to one page, same kind). */
-export const FAULTLINE_MAX_TRACE_RUNS = 32_768;
+/** Page runs a scenario's trace may hold (one run: consecutive accesses to one page, same kind); `ls /` under lackey has 107,514, about 0.7 MB as JSON. */
+export const FAULTLINE_MAX_TRACE_RUNS = 131_072;
 /** Characters of lackey text a scenario may carry inline (`trace.accesses`). */
 export const FAULTLINE_MAX_TRACE_TEXT = 1_048_576;
 
