@@ -125,6 +125,14 @@ function checkMemslots(s: Scenario): void {
   });
 }
 
+/** Accesses each vCPU makes: `accessesPerVcpu` for zipf and hotset, a trace's page runs, else `pagesPerVcpu`. */
+export function workloadAccesses(s: Scenario): number {
+  const w = s.workload;
+  if (w.pattern === "trace") return (w.trace?.runs?.length ?? 0) / 3;
+  if (w.pattern === "zipf" || w.pattern === "hotset") return w.accessesPerVcpu ?? w.pagesPerVcpu;
+  return w.pagesPerVcpu;
+}
+
 /** A trace's wire form (inline lackey text becomes a page sequence) and its fit in the vCPU's pages. */
 function checkWorkload(s: Scenario): void {
   if (s.workload.pattern !== "trace") return;
@@ -142,7 +150,7 @@ function checkWorkload(s: Scenario): void {
 function checkBudgets(s: Scenario): void {
   const { vcpus } = s.vm;
   const repeats = s.workload.accessesPerVcpu !== undefined && (s.workload.pattern === "zipf" || s.workload.pattern === "hotset");
-  const per = repeats ? s.workload.accessesPerVcpu! : s.workload.pagesPerVcpu;
+  const per = workloadAccesses(s);
   if (vcpus * per > FAULTLINE_MAX_ACCESSES) {
     throw new ValidationError(
       "scenario",

@@ -5,7 +5,7 @@
  * (JetStream when the server has it) so a restarted api still serves it.
  */
 import {
-  BusyError, FAULTLINE_MAX_ACCESSES, NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, VcpuWaitMsg, epochMs, parseSize, subjects,
+  BusyError, FAULTLINE_MAX_ACCESSES, NotFoundError, PauseReply, SendReply, ServiceLostError, StallReply, StateError, TestbedMonitor, VcpuStateMsg, VcpuWaitMsg, epochMs, parseSize, subjects, workloadAccesses,
   type Bus, type BusSubscription, type Incident, type Logger, type MemslotOp, type Result, type Scenario, type SignalName, type VcpuSelector,
 } from "@faultline/shared";
 import { Type } from "@sinclair/typebox";
@@ -118,7 +118,7 @@ export class RunManager {
   start(scenario: Scenario): Run {
     // one run's budget bounds one run; this bounds what the stack holds at once (the services keep every VM's workload)
     const max = this.#o.maxActiveAccesses ?? FAULTLINE_MAX_ACCESSES;
-    const accesses = (x: Scenario) => x.vm.vcpus * x.workload.pagesPerVcpu;
+    const accesses = (x: Scenario) => x.vm.vcpus * workloadAccesses(x);
     const active = this.active().reduce((n, r) => n + accesses(r.scenario), 0);
     if (active + accesses(scenario) > max) {
       throw new BusyError(`runs in progress hold ${active} accesses; ${accesses(scenario)} more would exceed the budget of ${max} at once (FAULTLINE_MAX_ACCESSES): wait for one to end, or DELETE it`);
