@@ -26,6 +26,7 @@ export { createLogger, type Logger } from "./log.ts";
 export { RunClock, ManualClock, clock, setClock, realClock, epochMs, sleepPrecise, ModelledLock, type Clock, type ClockTimer } from "./clock.ts";
 export { summarize, LOG2_BUCKETS, type LatencySummary } from "./histogram.ts";
 export { prng, shuffle } from "./random.ts";
+export { LATENCY_PARAMS, attemptSeed, latencySpec, sampler, type LatencySpec, type Sampler } from "./distributions.ts";
 export { runService, runProcess, hostService, defineService, endpoint, HEARTBEAT_MS, type ServiceContext, type ServiceDefinition, type VmContext, type VmState, type Endpoint, type HostedService } from "./service.ts";
 export { PageSet, type GfnRange } from "./page-set.ts";
 export { Linger, LIVE_MIN_MS } from "./linger.ts";

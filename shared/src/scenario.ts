@@ -7,6 +7,7 @@ import { FAULTLINE_MAX_ACCESSES, FAULTLINE_MAX_DROPPED_GFNS, FAULTLINE_MAX_SIGNA
 import { ValidationError } from "./errors.ts";
 import type { GfnRange } from "./page-set.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
+import { LATENCY_PARAMS } from "./distributions.ts";
 import { simulateMemslotOps } from "./memslot-check.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
@@ -38,7 +39,9 @@ export function parseScenario(doc: unknown): Scenario {
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
     throw new ValidationError("scenario", "", "expected an object (a mapping)");
   }
+  const rawLatency = (doc as { pager?: { latency?: Record<string, unknown> } }).pager?.latency;
   const s = withDefaults("scenario", ScenarioSchema, doc);
+  checkLatency(s, rawLatency && typeof rawLatency === "object" ? Object.keys(rawLatency) : []);
   checkMemslots(s);
   checkBudgets(s);
   const vcpus = s.vm.vcpus;
@@ -188,4 +191,19 @@ export function* guestGfns(memslots: Scenario["vm"]["memslots"]): Generator<numb
 export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
   if (sel === "all") return Array.from({ length: vcpus }, (_, i) => i);
   return Array.isArray(sel) ? [...new Set(sel)] : [sel];
+}
+
+/** `pager.latency`: the distribution's own parameters, all of them and no others (`us` has a default, so only a given `us` counts). */
+function checkLatency(s: Scenario, given: readonly string[]): void {
+  const l = s.pager.latency;
+  const own = LATENCY_PARAMS[l.dist];
+  for (const k of given) {
+    if (k !== "dist" && !own.includes(k)) {
+      throw new ValidationError("scenario", `/pager/latency/${k}`, `not a parameter of dist ${l.dist} (it takes ${own.join(", ")})`);
+    }
+  }
+  for (const k of own) {
+    if ((l as Record<string, unknown>)[k] === undefined) throw new ValidationError("scenario", `/pager/latency/${k}`, `dist ${l.dist} needs ${k}`);
+  }
+  if (l.dist === "uniform" && l.minUs! > l.maxUs!) throw new ValidationError("scenario", "/pager/latency/maxUs", "below minUs");
 }
