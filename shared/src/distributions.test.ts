@@ -81,6 +81,9 @@ describe("pager.latency in the scenario", () => {
   it("scenario - the v1 form and each dist with its parameters are valid", () => {
     expect(parseScenario({ pager: { latency: { dist: "fixed", us: 300 } } }).pager.latency).toMatchObject({ dist: "fixed", us: 300 });
     expect(parseScenario({}).pager.latency).toMatchObject({ dist: "fixed", us: 200 });
+    // a parsed scenario parses again to itself (the CLI parses, then the API does)
+    const lg = parseScenario({ pager: { latency: { dist: "lognormal", medianUs: 5, sigma: 1 } } });
+    expect(parseScenario(JSON.parse(JSON.stringify(lg)))).toEqual(lg);
     for (const latency of [
       { dist: "uniform", minUs: 1, maxUs: 2 }, { dist: "normal", meanUs: 5, sdUs: 1 }, { dist: "lognormal", medianUs: 5, sigma: 1 },
       { dist: "pareto", scaleUs: 5, alpha: 2 }, { dist: "empirical", samplesUs: [1, 2] },

@@ -39,9 +39,8 @@ export function parseScenario(doc: unknown): Scenario {
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
     throw new ValidationError("scenario", "", "expected an object (a mapping)");
   }
-  const rawLatency = (doc as { pager?: { latency?: Record<string, unknown> } }).pager?.latency;
   const s = withDefaults("scenario", ScenarioSchema, doc);
-  checkLatency(s, rawLatency && typeof rawLatency === "object" ? Object.keys(rawLatency) : []);
+  checkLatency(s);
   checkMemslots(s);
   checkBudgets(s);
   const vcpus = s.vm.vcpus;
@@ -193,11 +192,12 @@ export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
   return Array.isArray(sel) ? [...new Set(sel)] : [sel];
 }
 
-/** `pager.latency`: the distribution's own parameters, all of them and no others (`us` has a default, so only a given `us` counts). */
-function checkLatency(s: Scenario, given: readonly string[]): void {
+/** `pager.latency`: the distribution's own parameters, all of them and no others; a fixed delay without `us` is 200 µs. */
+function checkLatency(s: Scenario): void {
   const l = s.pager.latency;
+  if (l.dist === "fixed") l.us ??= 200;
   const own = LATENCY_PARAMS[l.dist];
-  for (const k of given) {
+  for (const k of Object.keys(l)) {
     if (k !== "dist" && !own.includes(k)) {
       throw new ValidationError("scenario", `/pager/latency/${k}`, `not a parameter of dist ${l.dist} (it takes ${own.join(", ")})`);
     }

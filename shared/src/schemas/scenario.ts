@@ -162,7 +162,7 @@ export const ScenarioSchema = Type.Object(
               [Type.Literal("fixed"), Type.Literal("uniform"), Type.Literal("normal"), Type.Literal("lognormal"), Type.Literal("pareto"), Type.Literal("empirical")],
               { default: "fixed", description: "the per-page fetch delay's distribution; each takes only its own parameters below" },
             ),
-            us: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 200, description: "fixed: per-page fetch delay" }),
+            us: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: "fixed: per-page fetch delay; 200 when absent" })),
             minUs: Type.Optional(LatUs("uniform: lowest delay")),
             maxUs: Type.Optional(LatUs("uniform: highest delay")),
             meanUs: Type.Optional(LatUs("normal: mean delay (draws below 0 count as 0)")),
