@@ -23,7 +23,12 @@ export function parseSize(size: number | string): number {
   return Number(m[1]) * unit;
 }
 
-export function parseScenarioText(text: string): Scenario {
+export interface ParseTextOptions {
+  /** reads `pager.latency.file` (the CLI: relative to the scenario file); without it a `file` is refused */
+  readSamples?: (file: string) => string;
+}
+
+export function parseScenarioText(text: string, opts: ParseTextOptions = {}): Scenario {
   let doc: unknown;
   try {
     doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
@@ -31,7 +36,32 @@ export function parseScenarioText(text: string): Scenario {
     const msg = err instanceof YAMLParseError ? err.message.split("\n")[0] : String(err);
     throw new ValidationError("scenario", "", `not YAML or JSON: ${msg}`);
   }
+  if (opts.readSamples) inlineSamplesFile(doc, opts.readSamples);
   return parseScenario(doc);
+}
+
+/** `pager.latency.file` (one delay in µs per line; blank lines and `#` comments skipped) becomes `samplesUs`. */
+function inlineSamplesFile(doc: unknown, read: (file: string) => string): void {
+  const l = (doc as { pager?: { latency?: Record<string, unknown> } } | null)?.pager?.latency;
+  if (!l || typeof l !== "object" || typeof l.file !== "string") return;
+  const where = "/pager/latency/file";
+  let text: string;
+  try {
+    text = read(l.file);
+  } catch (err) {
+    throw new ValidationError("scenario", where, `cannot read ${l.file}: ${(err as Error).message}`);
+  }
+  const samplesUs: number[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const t = line.replace(/#.*/, "").trim();
+    if (!t) return;
+    const v = Number(t);
+    if (!Number.isFinite(v) || v < 0) throw new ValidationError("scenario", where, `${l.file} line ${i + 1}: not a delay in µs: ${t}`);
+    samplesUs.push(v);
+  });
+  if (!samplesUs.length) throw new ValidationError("scenario", where, `${l.file} holds no samples`);
+  delete l.file;
+  l.samplesUs = samplesUs;
 }
 
 /** Validates a scenario object; returns it with every default filled in and sizes in bytes. */
@@ -195,6 +225,9 @@ export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
 /** `pager.latency`: the distribution's own parameters, all of them and no others; a fixed delay without `us` is 200 µs. */
 function checkLatency(s: Scenario): void {
   const l = s.pager.latency;
+  if (l.file !== undefined) {
+    throw new ValidationError("scenario", "/pager/latency/file", "a samples file is read by the CLI (relative to the scenario file); send samplesUs instead");
+  }
   if (l.dist === "fixed") l.us ??= 200;
   const own = LATENCY_PARAMS[l.dist];
   for (const k of Object.keys(l)) {

@@ -1,7 +1,9 @@
 /** `faultline run SCENARIO`: start the local stack, run one scenario through the API, print, tear down. */
 import { parseScenarioText, type Result, type Scenario } from "@faultline/shared";
 import { SingleBar } from "cli-progress";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { ApiClient, isTerminal, type RunView } from "../client.ts";
 import { withStack } from "../lifecycle.ts";
 import type { Stack } from "../stack.ts";
@@ -21,7 +23,8 @@ export const ONE_SHOT = { maxDeaths: 1 } as const;
 
 export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
   const text = await readFile(file, "utf8");
-  const doc = parseScenarioText(text);
+  // pager.latency.file (empirical samples) is relative to the scenario file
+  const doc = parseScenarioText(text, { readSamples: (f) => readFileSync(resolve(dirname(file), f), "utf8") });
   if (profile) return parseScenarioText(JSON.stringify({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
   return doc;
 }

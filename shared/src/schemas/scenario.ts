@@ -171,6 +171,7 @@ export const ScenarioSchema = Type.Object(
             sigma: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: "lognormal: sigma of the delay's logarithm" })),
             scaleUs: Type.Optional(LatUs("pareto: the smallest delay (x_m)", { exclusiveMinimum: 0 })),
             alpha: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "pareto: tail index (infinite mean at or below 1)" })),
+            file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "empirical: a file of one delay (µs) per line, read by the CLI relative to the scenario file into samplesUs" })),
             samplesUs: Type.Optional(Type.Array(LatUs("one measured delay"), { minItems: 1, maxItems: 100_000, description: "empirical: delays drawn uniformly from this list" })),
           },
           { additionalProperties: false, default: {} },
