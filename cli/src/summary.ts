@@ -97,6 +97,7 @@ export function formatResult(r: Result): string {
   const spin = spinLine(r);
   if (spin) out.push(spin);
   if (pg.removeEvents > 0) out.push(`  drops: ${pg.removeEvents} UFFD_EVENT_REMOVE, ${pg.removes} pages dropped, ${pg.eagain} UFFDIO_COPY -EAGAIN (retried), ${r.mmu.stale} faults retried (invalidation)`);
+  if (pg.lostFetches > 0) out.push(`  page source: ${pg.lostFetches} fetches lost and re-sent (pager.loss)`);
   const l = r.latency;
   const tainted = (x: { testbedStalled?: number | undefined }) => (x.testbedStalled ? ` (${x.testbedStalled} across a testbed stall)` : "");
   out.push(`  slow faults: ${l.faultSlow.count}, p50 ${ms(l.faultSlow.p50Us)}, p99 ${ms(l.faultSlow.p99Us)}, max ${ms(l.faultSlow.maxUs)}${tainted(l.faultSlow)}`);

@@ -7,6 +7,7 @@ import { FAULTLINE_MAX_ACCESSES, FAULTLINE_MAX_DROPPED_GFNS, FAULTLINE_MAX_SIGNA
 import { ValidationError } from "./errors.ts";
 import type { GfnRange } from "./page-set.ts";
 import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
+import { LATENCY_PARAMS } from "./distributions.ts";
 import { simulateMemslotOps } from "./memslot-check.ts";
 import { normaliseTrace } from "./trace.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
@@ -23,11 +24,18 @@ export function parseSize(size: number | string): number {
   return Number(m[1]) * unit;
 }
 
-export function parseScenarioText(text: string): Scenario {
-  return parseScenario(parseScenarioDoc(text));
+export interface ParseTextOptions {
+  /** reads `pager.latency.file` (the CLI: relative to the scenario file); without it a `file` is refused */
+  readSamples?: (file: string) => string;
 }
 
-/** The scenario text as a plain document, not validated yet (the CLI resolves `workload.trace.file` in it first). */
+export function parseScenarioText(text: string, opts: ParseTextOptions = {}): Scenario {
+  const doc = parseScenarioDoc(text);
+  if (opts.readSamples) inlineLatencySamples(doc, opts.readSamples);
+  return parseScenario(doc);
+}
+
+/** The scenario text as a plain document, not validated yet (the CLI resolves `workload.trace.file` and `pager.latency.file` in it first). */
 export function parseScenarioDoc(text: string): unknown {
   try {
     return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
@@ -37,12 +45,37 @@ export function parseScenarioDoc(text: string): unknown {
   }
 }
 
+/** `pager.latency.file` (one delay in µs per line; blank lines and `#` comments skipped) becomes `samplesUs`. */
+export function inlineLatencySamples(doc: unknown, read: (file: string) => string): void {
+  const l = (doc as { pager?: { latency?: Record<string, unknown> } } | null)?.pager?.latency;
+  if (!l || typeof l !== "object" || typeof l.file !== "string") return;
+  const where = "/pager/latency/file";
+  let text: string;
+  try {
+    text = read(l.file);
+  } catch (err) {
+    throw new ValidationError("scenario", where, `cannot read ${l.file}: ${(err as Error).message}`);
+  }
+  const samplesUs: number[] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    const t = line.replace(/#.*/, "").trim();
+    if (!t) return;
+    const v = Number(t);
+    if (!Number.isFinite(v) || v < 0) throw new ValidationError("scenario", where, `${l.file} line ${i + 1}: not a delay in µs: ${t}`);
+    samplesUs.push(v);
+  });
+  if (!samplesUs.length) throw new ValidationError("scenario", where, `${l.file} holds no samples`);
+  delete l.file;
+  l.samplesUs = samplesUs;
+}
+
 /** Validates a scenario object; returns it with every default filled in and sizes in bytes. */
 export function parseScenario(doc: unknown): Scenario {
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
     throw new ValidationError("scenario", "", "expected an object (a mapping)");
   }
   const s = withDefaults("scenario", ScenarioSchema, doc);
+  checkLatency(s);
   checkMemslots(s);
   checkBudgets(s);
   checkWorkload(s);
@@ -215,4 +248,23 @@ export function* guestGfns(memslots: Scenario["vm"]["memslots"]): Generator<numb
 export function selectVcpus(sel: VcpuSelector, vcpus: number): number[] {
   if (sel === "all") return Array.from({ length: vcpus }, (_, i) => i);
   return Array.isArray(sel) ? [...new Set(sel)] : [sel];
+}
+
+/** `pager.latency`: the distribution's own parameters, all of them and no others; a fixed delay without `us` is 200 µs. */
+function checkLatency(s: Scenario): void {
+  const l = s.pager.latency;
+  if (l.file !== undefined) {
+    throw new ValidationError("scenario", "/pager/latency/file", "a samples file is read by the CLI (relative to the scenario file); send samplesUs instead");
+  }
+  if (l.dist === "fixed") l.us ??= 200;
+  const own = LATENCY_PARAMS[l.dist];
+  for (const k of Object.keys(l)) {
+    if (k !== "dist" && !own.includes(k)) {
+      throw new ValidationError("scenario", `/pager/latency/${k}`, `not a parameter of dist ${l.dist} (it takes ${own.join(", ")})`);
+    }
+  }
+  for (const k of own) {
+    if ((l as Record<string, unknown>)[k] === undefined) throw new ValidationError("scenario", `/pager/latency/${k}`, `dist ${l.dist} needs ${k}`);
+  }
+  if (l.dist === "uniform" && l.minUs! > l.maxUs!) throw new ValidationError("scenario", "/pager/latency/maxUs", "below minUs");
 }

@@ -74,7 +74,7 @@ describe("demand paging", () => {
     const r = {
       scenario: "s", runId: "r1", durationMs: 2000, profile: "6.2", pause: null, pauses: [], asyncPf: null, asyncPfDelivery: null, memslotOps: [], partial: false, missing: [],
       vcpus: [0, 1].map((id) => ({ id, state: "done", blockedIn: null, exits: {}, stat, signals: [], blocktimeMs: 0, hwpoisonSigbus: 0, pagesTouched: 512, pages: 512, doneAtMs: 1000, spinCpuMs: 0, error: null })),
-      pager: { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, spinRefaults: 0, removeEvents: 0, eagain: 0 },
+      pager: { faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, spinRefaults: 0, removeEvents: 0, eagain: 0, lostFetches: 0 },
       latency: { faultSlow: z, faultFast: z, faultAsync: z, signalToExit: z },
       mmu: { memslotInvalid: 0, roFaults: 0, zapped: 0, invalidateSeq: 0, hwpoison: 0, memoryFaults: 0, uaccess: 0, vcpuMap: 0, gpcRefresh: 0, stale: 0 },
       demandPaging: d, testbed: { services: {}, incidents: [], warning: null },

@@ -1,7 +1,9 @@
 /** `faultline run SCENARIO`: start the local stack, run one scenario through the API, print, tear down. */
-import { parseScenario, parseScenarioDoc, type Result, type Scenario } from "@faultline/shared";
+import { inlineLatencySamples, parseScenario, parseScenarioDoc, type Result, type Scenario } from "@faultline/shared";
 import { SingleBar } from "cli-progress";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { ApiClient, isTerminal, type RunView } from "../client.ts";
 import { withStack } from "../lifecycle.ts";
 import type { Stack } from "../stack.ts";
@@ -21,8 +23,10 @@ export interface RunOptions {
 export const ONE_SHOT = { maxDeaths: 1 } as const;
 
 export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
-  const raw = await resolveTraceFile(parseScenarioDoc(await readFile(file, "utf8")), file);
-  const doc = parseScenario(raw);
+  const raw = parseScenarioDoc(await readFile(file, "utf8"));
+  // pager.latency.file (empirical samples) and workload.trace.file are relative to the scenario file
+  inlineLatencySamples(raw, (f) => readFileSync(resolve(dirname(file), f), "utf8"));
+  const doc = parseScenario(await resolveTraceFile(raw, file));
   if (profile) return parseScenario(structuredClone({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
   return doc;
 }

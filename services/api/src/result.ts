@@ -55,7 +55,7 @@ function emptyVcpu(ctx: AssembleContext): VcpuReport {
 }
 
 const EMPTY_PAGER: Omit<PagerReport, "testbed"> = {
-  faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, spinRefaults: 0, removeEvents: 0, eagain: 0,
+  faultEvents: 0, copies: 0, zeropages: 0, continues: 0, eexist: 0, wakes: 0, duplicateRequests: 0, resident: 0, vmmRequests: 0, removes: 0, spinRefaults: 0, removeEvents: 0, eagain: 0, lostFetches: 0,
   writeprotects: 0, poisons: 0, wakeCalls: 0, eventsByPtid: {}, waitQueueLockMs: 0, waiters: [], kworkersAsleep: 0, stalls: [],
 };
 const EMPTY_SIGNALS: Omit<SignalsReport, "testbed"> = { vmKilled: false, records: [], pending: [], pauses: [], shutdown: null, processSignals: [], signalToExit: ZERO };

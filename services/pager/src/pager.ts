@@ -3,7 +3,7 @@
  * windows, and the `resident` announcements that keep the mmu's fast-path mirror current.
  */
 import {
-  LIVE_MIN_MS, Linger, Ok, ReqStream, RunClock, guestRanges, prng, subjects, type Bus, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState, type WaitState,
+  LIVE_MIN_MS, Linger, Ok, latencySpec, ReqStream, RunClock, guestRanges, prng, subjects, type Bus, type PagerReport, type Scenario, type StallReply, type VmContext, type VmState, type WaitState,
 } from "@faultline/shared";
 import { PageSource } from "./source.ts";
 import { Uffd } from "./uffd.ts";
@@ -32,7 +32,8 @@ export class VmPager implements VmState {
     // the windows are checked by time as well as by their timers: a fetch that reaches a loaded pager
     // before its window's start timer fired is still inside the window
     const windows = scenario.pager.stalls;
-    this.source = new PageSource(scenario.pager.latency.us, () => {
+    const { latency, bandwidthMBps, loss } = scenario.pager;
+    this.source = new PageSource({ latency: latencySpec(latency), seed: scenario.seed, bandwidthMBps, loss }, () => {
       if (!this.clock.started || windows.length === 0) return false;
       const t = this.clock.now();
       return windows.some((w) => t >= w.atMs && t < w.atMs + w.forMs);
@@ -118,6 +119,7 @@ export class VmPager implements VmState {
       waiters: this.uffd.waiters(),
       kworkersAsleep: this.uffd.kworkersAsleep,
       eventsByPtid: this.uffd.eventsByPtid,
+      lostFetches: this.source.lostFetches,
       waitQueueLockMs: Math.round(this.uffd.lockHeldMs() * 1000) / 1000,
       stalls: this.#stallLog,
     };

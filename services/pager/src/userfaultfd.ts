@@ -13,7 +13,7 @@ import { WaitQueues, type UffdTopology } from "./wait-queue.ts";
 export type UffdWaiter = PagerReport["waiters"][number];
 
 /** The context's own counters: the pager's result counters less those computed at report time. */
-export type PagerCounters = Omit<PagerResult, "resident" | "eventsByPtid" | "waitQueueLockMs">;
+export type PagerCounters = Omit<PagerResult, "resident" | "eventsByPtid" | "waitQueueLockMs" | "lostFetches">;
 
 /** What the uffd was registered for and how the handler resolves (scenario `pager`). */
 export interface UffdConfig {

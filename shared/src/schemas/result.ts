@@ -112,6 +112,8 @@ export const PagerCountersSchema = Type.Object({
   eagain: N,
   /** UFFD_EVENT_PAGEFAULTs by feat.ptid (UFFD_FEATURE_THREAD_ID), "0" without it */
   eventsByPtid: Type.Record(Type.String(), Type.Integer()),
+  /** page-source fetches lost and re-sent after pager.loss.retryMs */
+  lostFetches: N,
   /** modelled time the uffd wait-queue locks were held (pager.uffd.waitQueue); 0 when not modelled */
   waitQueueLockMs: N,
 });

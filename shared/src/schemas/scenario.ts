@@ -13,6 +13,9 @@ export const WORKLOAD_PATTERNS = ["sequential", "random", "zipf", "hotset", "str
 const Ms = (description: string, extra: object = {}) =>
   Type.Integer({ minimum: 0, maximum: 3_600_000, description, ...extra });
 
+/** A latency in µs (the page source's distributions). */
+const LatUs = (description: string, extra: object = {}) => Type.Number({ minimum: 0, maximum: 10_000_000, description, ...extra });
+
 /** A gfn: below 2^52 / 4096 (MAX_GPA). */
 const Gfn = () => Type.Integer({ minimum: 0, maximum: MAX_GPA / 4096 - 1 });
 
@@ -159,11 +162,35 @@ export const ScenarioSchema = Type.Object(
         }),
         latency: Type.Object(
           {
-            dist: Type.Literal("fixed", { default: "fixed" }),
-            us: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 200, description: "per-page fetch delay" }),
+            dist: Type.Union(
+              [Type.Literal("fixed"), Type.Literal("uniform"), Type.Literal("normal"), Type.Literal("lognormal"), Type.Literal("pareto"), Type.Literal("empirical")],
+              { default: "fixed", description: "the per-page fetch delay's distribution; each takes only its own parameters below" },
+            ),
+            us: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: "fixed: per-page fetch delay; 200 when absent" })),
+            minUs: Type.Optional(LatUs("uniform: lowest delay")),
+            maxUs: Type.Optional(LatUs("uniform: highest delay")),
+            meanUs: Type.Optional(LatUs("normal: mean delay (draws below 0 count as 0)")),
+            sdUs: Type.Optional(LatUs("normal: standard deviation")),
+            medianUs: Type.Optional(LatUs("lognormal: median delay", { exclusiveMinimum: 0 })),
+            sigma: Type.Optional(Type.Number({ minimum: 0, maximum: 10, description: "lognormal: sigma of the delay's logarithm" })),
+            scaleUs: Type.Optional(LatUs("pareto: the smallest delay (x_m)", { exclusiveMinimum: 0 })),
+            alpha: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: "pareto: tail index (infinite mean at or below 1)" })),
+            file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "empirical: a file of one delay (µs) per line, read by the CLI relative to the scenario file into samplesUs" })),
+            samplesUs: Type.Optional(Type.Array(LatUs("one measured delay"), { minItems: 1, maxItems: 100_000, description: "empirical: delays drawn uniformly from this list" })),
           },
           { additionalProperties: false, default: {} },
         ),
+        bandwidthMBps: Type.Optional(Type.Number({
+          exclusiveMinimum: 0, maximum: 1_000_000,
+          description: "the source link's rate (10^6 bytes/s): 4 KiB pages queue behind each other on it; absent = not modelled",
+        })),
+        loss: Type.Optional(Type.Object(
+          {
+            probability: Type.Number({ minimum: 0, maximum: 0.99, description: "chance that a fetch is lost (seeded)" }),
+            retryMs: Ms("a lost fetch is re-sent after this long"),
+          },
+          { additionalProperties: false, description: "lost fetches, re-sent after retryMs; counted in result.pager.lostFetches" },
+        )),
         stalls: Type.Array(StallSchema, { default: [], maxItems: 1000 }),
         drops: Type.Array(DropSchema, { default: [], maxItems: 1000 }),
         uffd: Type.Object(
