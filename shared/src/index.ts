@@ -7,6 +7,7 @@ export * from "./errors.ts";
 export * from "./budget.ts";
 export * from "./subjects.ts";
 export * from "./schemas/scenario.ts";
+export * from "./schemas/schedules.ts";
 export * from "./schemas/messages.ts";
 export * from "./schemas/result.ts";
 export * from "./schemas/reports.ts";

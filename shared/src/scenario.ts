@@ -10,6 +10,7 @@ import { PAGE_SIZE, exitsOnMissing } from "./kernel.ts";
 import { LATENCY_PARAMS } from "./distributions.ts";
 import { simulateMemslotOps } from "./memslot-check.ts";
 import { normaliseTrace } from "./trace.ts";
+import { checkPauses, expandSchedules } from "./schedules.ts";
 import { ScenarioSchema, type Scenario, type VcpuSelector } from "./schemas/scenario.ts";
 import { withDefaults } from "./schemas/validate.ts";
 
@@ -75,6 +76,7 @@ export function parseScenario(doc: unknown): Scenario {
     throw new ValidationError("scenario", "", "expected an object (a mapping)");
   }
   const s = withDefaults("scenario", ScenarioSchema, doc);
+  expandSchedules(s);
   checkLatency(s);
   checkMemslots(s);
   checkBudgets(s);
@@ -126,6 +128,7 @@ export function parseScenario(doc: unknown): Scenario {
     }
     checkWithin(resumeAtMs, s.durationMs, "/vmm/resumeAtMs");
   }
+  checkPauses(s);
   return s;
 }
 

@@ -222,6 +222,7 @@ export class RunManager {
       ...s.pager.stalls.map((p) => p.atMs + p.forMs),
       s.vmm.pauseAllAtMs ?? 0,
       s.vmm.resumeAtMs ?? 0,
+      ...(s.vmm.pauses ?? []).map((p) => p.resumeAtMs ?? p.atMs),
     ];
     const lastEvent = Math.max(0, ...planned);
     let tick = performance.now();

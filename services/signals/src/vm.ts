@@ -44,6 +44,11 @@ export class VmSignals implements VmState {
     const { pauseAllAtMs, resumeAtMs } = scenario.vmm;
     if (pauseAllAtMs !== undefined) this.clock.at(pauseAllAtMs, () => void this.pause.pause().catch(() => undefined));
     if (resumeAtMs !== undefined) this.clock.at(resumeAtMs, () => void this.resume().catch(() => undefined));
+    // vmm.pauses (and schedules.pauses): ordered, each resumed before the next (parseScenario checks it)
+    for (const p of scenario.vmm.pauses ?? []) {
+      this.clock.at(p.atMs, () => void this.pause.pause().catch(() => undefined));
+      if (p.resumeAtMs !== undefined) this.clock.at(p.resumeAtMs, () => void this.resume().catch(() => undefined));
+    }
   }
 
   /** `resume_all_vcpus`; a VM shutting down is not resumed (QEMU exits once its vCPUs are stopped). */

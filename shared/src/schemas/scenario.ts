@@ -6,6 +6,7 @@ import { Type, type Static, type TNumber } from "@sinclair/typebox";
 import { MAX_GPA, MAX_MEMSLOT_BYTES } from "../budget.ts";
 import { PROFILES, SIGNAL_MASK_MODES, SIGNAL_NAMES, SITES, type Site } from "../kernel.ts";
 import { TraceSchema } from "./trace.ts";
+import { SchedulesSchema, VmmPauseSchema } from "./schedules.ts";
 
 /** How a vCPU walks its pages (services/vcpu/src/workload.ts). */
 export const WORKLOAD_PATTERNS = ["sequential", "random", "zipf", "hotset", "strided", "trace"] as const;
@@ -255,6 +256,10 @@ export const ScenarioSchema = Type.Object(
       {
         pauseAllAtMs: Type.Optional(Ms("pause_all_vcpus at this time")),
         resumeAtMs: Type.Optional(Ms("resume_all_vcpus at this time")),
+        pauses: Type.Optional(Type.Array(VmmPauseSchema, {
+          maxItems: 1000,
+          description: "pause/resume cycles, ordered and non-overlapping; not together with pauseAllAtMs",
+        })),
         rekickMs: Type.Optional(Type.Integer({
           minimum: 1,
           maximum: 60_000,
@@ -268,6 +273,7 @@ export const ScenarioSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    schedules: Type.Optional(SchedulesSchema),
   },
   { additionalProperties: false, $id: "Scenario" },
 );
