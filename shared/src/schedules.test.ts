@@ -95,7 +95,7 @@ describe("schedules", () => {
     expect(path({ signals: [{ fromMs: 0, toMs: 20_000, everyMs: 100, signal: "SIGUSR1", vcpus: 0 }] })).toBe("/schedules/signals/0/toMs");
     expect(path({ signals: [{ fromMs: 0, toMs: 1000, everyMs: 100, signal: "SIGUSR1" }] })).toBe("/schedules/signals/0");
     expect(path({ signals: [{ kind: "random", fromMs: 0, toMs: 1000, signal: "SIGUSR1", vcpus: 0 }] })).toBe("/schedules/signals/0/count");
-    expect(path({ signals: [{ fromMs: 0, toMs: 1000, everyMs: 100, signal: "SIGUSR1", vcpus: 5 }] })).toBe("/signals/0/vcpus");
+    expect(path({ signals: [{ fromMs: 0, toMs: 1000, everyMs: 100, signal: "SIGUSR1", vcpus: 5 }] })).toBe("/schedules/signals/0/vcpus");
     expect(path({ pauses: [{ fromMs: 0, everyMs: 100, pauseForMs: 100, count: 2 }] })).toBe("/schedules/pauses/0/pauseForMs");
     expect(path({ pauses: [{ fromMs: 9000, everyMs: 1000, pauseForMs: 100, count: 2 }] })).toBe("/schedules/pauses/0/count");
   });

@@ -65,6 +65,9 @@ export function expandSchedules(s: Scenario): void {
     const path = `/schedules/signals/${i}`;
     range(path, g.fromMs, g.toMs, durationMs);
     if ((g.vcpus === undefined) === (g.process === undefined)) fail(path, "needs exactly one of vcpus (tgkill to vCPU threads) and process: true (kill to the VMM)");
+    const ids = g.vcpus === undefined || g.vcpus === "all" ? [] : Array.isArray(g.vcpus) ? g.vcpus : [g.vcpus];
+    const bad = ids.find((id) => id >= s.vm.vcpus);
+    if (bad !== undefined) fail(`${path}/vcpus`, `vCPU ${bad} does not exist (vm.vcpus = ${s.vm.vcpus})`);
     const rnd = streamFor(seed, "signals", i);
     let times: number[];
     if (g.kind === "random") {
