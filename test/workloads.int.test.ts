@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { resolveTraceFile } from "../cli/src/trace-file.ts";
+import { resolveScenarioFiles } from "../cli/src/scenario-files.ts";
 import { parseLackey, parseScenario } from "../shared/src/index.ts";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
@@ -43,7 +43,7 @@ describe("workloads", () => {
     try {
       const file = join(dir, "s.yaml");
       writeFileSync(file, "");
-      const doc = await resolveTraceFile(
+      const doc = await resolveScenarioFiles(
         { name: "w-trace-sample", durationMs: 60_000, vm: { vcpus: 2 }, pager: { latency: { us: 0 } }, workload: { pattern: "trace", pagesPerVcpu: 64, trace: { file: join(import.meta.dirname, "fixtures", "lackey-ls.txt") } } },
         file,
       );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { attemptSeed, sampler, type LatencySpec } from "./distributions.ts";
 import { prng } from "./random.ts";
-import { parseScenario, parseScenarioText } from "./scenario.ts";
+import { parseLatencySamples, parseScenario } from "./scenario.ts";
 import { ValidationError } from "./errors.ts";
 
 const N = 10_000;
@@ -100,14 +100,13 @@ describe("pager.latency in the scenario", () => {
     expect(path({ pager: { bandwidthMBps: 0 } })).toContain("/pager/bandwidthMBps");
   });
 
-  it("scenario - an empirical samples file is read through the given reader into samplesUs; without a reader it is refused", () => {
-    const yaml = "pager:\n  latency: { dist: empirical, file: lat.txt }\n";
-    const read = (f: string) => (f === "lat.txt" ? "# measured\n120\n\n340.5  # slow one\n90\n" : "");
-    expect(parseScenarioText(yaml, { readSamples: read }).pager.latency).toEqual({ dist: "empirical", samplesUs: [120, 340.5, 90] });
+  it("scenario - an empirical samples file's text becomes samplesUs; an unread file is refused", () => {
+    const samplesUs = parseLatencySamples("# measured\n120\n\n340.5  # slow one\n90\n", "lat.txt");
+    expect(parseScenario({ pager: { latency: { dist: "empirical", samplesUs } } }).pager.latency).toEqual({ dist: "empirical", samplesUs: [120, 340.5, 90] });
     expect(path({ pager: { latency: { dist: "empirical", file: "lat.txt" } } })).toContain("/pager/latency/file");
     const bad = (text: string) => {
       try {
-        parseScenarioText(yaml, { readSamples: () => text });
+        parseLatencySamples(text, "lat.txt");
       } catch (e) {
         return (e as Error).message;
       }

@@ -12,7 +12,7 @@ export * from "./schemas/messages.ts";
 export * from "./schemas/result.ts";
 export * from "./schemas/reports.ts";
 export { assertValid, withDefaults } from "./schemas/validate.ts";
-export { guestGfns, guestRanges, inlineLatencySamples, parseScenario, parseScenarioDoc, parseScenarioText, workloadAccesses, parseSize, selectVcpus } from "./scenario.ts";
+export { guestGfns, guestRanges, parseLatencySamples, parseScenario, parseScenarioDoc, parseScenarioText, workloadAccesses, parseSize, selectVcpus } from "./scenario.ts";
 export { connectNats, closeNats, request, publish, serve, listen, ReqStream, transportEvents, ERROR_HEADER, ERROR_CODE_HEADER, FL_CODE_HEADER, TRACE_HEADER } from "./nats.ts";
 export type { ConnectOptions, RequestOptions, ServeOptions, RetryEvent, GiveUpEvent } from "./nats.ts";
 export { NatsBus, servePing, type Bus, type BusStatus, type BusSubscription } from "./bus.ts";

@@ -25,15 +25,8 @@ export function parseSize(size: number | string): number {
   return Number(m[1]) * unit;
 }
 
-export interface ParseTextOptions {
-  /** reads `pager.latency.file` (the CLI: relative to the scenario file); without it a `file` is refused */
-  readSamples?: (file: string) => string;
-}
-
-export function parseScenarioText(text: string, opts: ParseTextOptions = {}): Scenario {
-  const doc = parseScenarioDoc(text);
-  if (opts.readSamples) inlineLatencySamples(doc, opts.readSamples);
-  return parseScenario(doc);
+export function parseScenarioText(text: string): Scenario {
+  return parseScenario(parseScenarioDoc(text));
 }
 
 /** The scenario text as a plain document, not validated yet (the CLI resolves `workload.trace.file` and `pager.latency.file` in it first). */
@@ -46,28 +39,22 @@ export function parseScenarioDoc(text: string): unknown {
   }
 }
 
-/** `pager.latency.file` (one delay in µs per line; blank lines and `#` comments skipped) becomes `samplesUs`. */
-export function inlineLatencySamples(doc: unknown, read: (file: string) => string): void {
-  const l = (doc as { pager?: { latency?: Record<string, unknown> } } | null)?.pager?.latency;
-  if (!l || typeof l !== "object" || typeof l.file !== "string") return;
+/**
+ * The contents of a `pager.latency.file` (one delay in µs per line; blank lines and `#` comments
+ * skipped) as `samplesUs`. Reading the file is the CLI's business (cli/src/scenario-files.ts).
+ */
+export function parseLatencySamples(text: string, file: string): number[] {
   const where = "/pager/latency/file";
-  let text: string;
-  try {
-    text = read(l.file);
-  } catch (err) {
-    throw new ValidationError("scenario", where, `cannot read ${l.file}: ${(err as Error).message}`);
-  }
   const samplesUs: number[] = [];
   text.split(/\r?\n/).forEach((line, i) => {
     const t = line.replace(/#.*/, "").trim();
     if (!t) return;
     const v = Number(t);
-    if (!Number.isFinite(v) || v < 0) throw new ValidationError("scenario", where, `${l.file} line ${i + 1}: not a delay in µs: ${t}`);
+    if (!Number.isFinite(v) || v < 0) throw new ValidationError("scenario", where, `${file} line ${i + 1}: not a delay in µs: ${t}`);
     samplesUs.push(v);
   });
-  if (!samplesUs.length) throw new ValidationError("scenario", where, `${l.file} holds no samples`);
-  delete l.file;
-  l.samplesUs = samplesUs;
+  if (!samplesUs.length) throw new ValidationError("scenario", where, `${file} holds no samples`);
+  return samplesUs;
 }
 
 /** Validates a scenario object; returns it with every default filled in and sizes in bytes. */

@@ -94,7 +94,7 @@ export function traceStats(runs: readonly number[], path = "/workload/trace/runs
 
 /**
  * Brings `workload.trace` to its wire form: `accesses` (inline lackey text) becomes `runs`. A bare
- * `file` is refused: only the CLI can read it (resolveTraceFile). Returns the trace's distinct pages.
+ * `file` is refused: only the CLI can read it (cli/src/scenario-files.ts). Returns the trace's distinct pages.
  */
 export function normaliseTrace(t: TraceSpec | undefined): number {
   if (!t) throw new ValidationError("scenario", "/workload/trace", "pattern trace needs workload.trace (file, accesses or runs)");

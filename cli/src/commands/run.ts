@@ -1,15 +1,13 @@
 /** `faultline run SCENARIO`: start the local stack, run one scenario through the API, print, tear down. */
-import { inlineLatencySamples, parseScenario, parseScenarioDoc, type Result, type Scenario } from "@faultline/shared";
+import { parseScenario, parseScenarioDoc, type Result, type Scenario } from "@faultline/shared";
 import { SingleBar } from "cli-progress";
-import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
 import { ApiClient, isTerminal, type RunView } from "../client.ts";
 import { withStack } from "../lifecycle.ts";
 import type { Stack } from "../stack.ts";
 import { pageCounts, stateCounts } from "../progress.ts";
 import { formatResult } from "../summary.ts";
-import { resolveTraceFile } from "../trace-file.ts";
+import { resolveScenarioFiles } from "../scenario-files.ts";
 
 export interface RunOptions {
   json: boolean;
@@ -23,10 +21,8 @@ export interface RunOptions {
 export const ONE_SHOT = { maxDeaths: 1 } as const;
 
 export async function loadScenario(file: string, profile?: string): Promise<Scenario> {
-  const raw = parseScenarioDoc(await readFile(file, "utf8"));
   // pager.latency.file (empirical samples) and workload.trace.file are relative to the scenario file
-  inlineLatencySamples(raw, (f) => readFileSync(resolve(dirname(file), f), "utf8"));
-  const doc = parseScenario(await resolveTraceFile(raw, file));
+  const doc = parseScenario(await resolveScenarioFiles(parseScenarioDoc(await readFile(file, "utf8")), file));
   if (profile) return parseScenario(structuredClone({ ...doc, kernel: { ...doc.kernel, profile }, name: `${doc.name}` }));
   return doc;
 }
