@@ -103,10 +103,8 @@ async function guestCompute(t: VcpuTask): Promise<void> {
  */
 async function guestIdle(t: VcpuTask): Promise<RunExit | null> {
   if (t.deferred.size > 0) {
-    const sleeps = t.apfDone.length === 0 && t.pending.length === 0 && !t.fatal;
     await block(t);
     if (t.apfDone.length === 0 && t.pending.length > 0) return haltWakeup(t);
-    if (sleeps && t.apfDone.length > 0) t.stat.halt_wakeup++; // the completion's kvm_vcpu_kick woke it
     return null;
   }
   if (t.doneAtMs === null) {
@@ -131,7 +129,6 @@ async function guestIdle(t: VcpuTask): Promise<RunExit | null> {
 async function apfHalt(t: VcpuTask): Promise<RunExit | null> {
   const h = t.apfHalted!;
   const since = t.ports.now();
-  const sleeps = t.apfDone.length === 0 && t.pending.length === 0 && !t.fatal;
   t.inFault = { site: "tdp", gfn: h.gfn, sinceMs: since, waitState: "TASK_INTERRUPTIBLE" };
   t.setState("halted"); // kvm_vcpu_running() is false while apf.halted
   await block(t);
@@ -140,7 +137,6 @@ async function apfHalt(t: VcpuTask): Promise<RunExit | null> {
   t.blocktimeMs += t.ports.now() - since;
   if (t.fatal) return { kind: "fatal", via: "halt-wakeup" };
   if (t.apfDone.length === 0) return t.pending.length > 0 ? signalExit(t, "halt-wakeup") : null;
-  if (sleeps) t.stat.halt_wakeup++;
   t.apfHalted = null;
   if (!t.deferred.has(h.gfn)) t.deferred.set(h.gfn, h.sinceMs);
   return null;
@@ -246,10 +242,15 @@ function pageFaultExit(t: VcpuTask, acc: Access, r: FaultReply): RunExit | null 
 
 /** `kvm_vcpu_block`: sleep until an async-PF completion, a signal, death, or the VM goes away. */
 async function block(t: VcpuTask): Promise<void> {
-  while (t.apfDone.length === 0 && t.pending.length === 0 && !t.closed && !t.fatal) await t.wait();
+  const blocked = () => t.apfDone.length === 0 && t.pending.length === 0 && !t.closed && !t.fatal;
+  const sleeps = blocked();
+  while (blocked()) await t.wait();
+  // kvm_vcpu_wake_up counts halt_wakeup when a completion's kvm_vcpu_kick woke the sleeping vCPU
+  // (a signal wakes it through signal_wake_up, which counts nothing)
+  if (sleeps && t.apfDone.length > 0) t.stat.halt_wakeup++;
 }
 
-/** A halted vCPU woken by a signal (`halt_wakeup`) leaves KVM_RUN with KVM_EXIT_INTR. */
+/** A halted vCPU woken by a signal leaves KVM_RUN with KVM_EXIT_INTR (via `halt-wakeup`). */
 function haltWakeup(t: VcpuTask): RunExit {
   // no halt_wakeup: kvm_vcpu_wake_up counts it, and a signal wakes the task through signal_wake_up instead
   return signalExit(t, "halt-wakeup");
