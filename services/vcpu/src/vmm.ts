@@ -84,11 +84,10 @@ async function resolveMemoryFault(t: VcpuTask, gfn: number): Promise<void> {
   t.inFault = { site: "tdp", gfn, sinceMs: start };
   try {
     for (;;) {
-      // SIG_IPI is unblocked here: a pending signal is delivered before anything else is looked at
+      // SIG_IPI is unblocked here: a pending kick is delivered before anything else is looked at
       // (with KVM_SET_SIGNAL_MASK, SIG_IPI stays blocked in userspace: it waits for the next KVM_RUN)
-      if (t.signalMask === "immediate-exit" && t.pending.length > 0 && !t.fatal && !coredumpPending(t)) {
-        t.immediateExit = true; // kvm_cpu_kick
-        await t.ports.dequeue(t.id, t.ports.now(), "delivered-in-vmm", "memory-fault-wait");
+      if (sigIpiInVmm(t) && !coredumpPending(t)) {
+        await deliverInVmm(t, "memory-fault-wait");
         continue;
       }
       if (state.done || t.closed || t.fatal || t.stop || coredumpPending(t)) break;
