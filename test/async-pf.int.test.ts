@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseScenarioText } from "../shared/src/index.ts";
+import { parseScenarioText } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
-import { ClaimReply, ERROR_CODE_HEADER, ERROR_HEADER, FL_CODE_HEADER, PingReply, closeNats, connectNats, request, subjects } from "../shared/src/index.ts";
+import { ClaimReply, ERROR_CODE_HEADER, ERROR_HEADER, FL_CODE_HEADER, PingReply, closeNats, connectNats, request, subjects } from "@faultline/shared";
 import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, inject, it } from "vitest";
-import type { Result } from "../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 
 const BIN = join(import.meta.dirname, "..", "cli", "bin", "faultline.js");
 const pexec = promisify(execFile);

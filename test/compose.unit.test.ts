@@ -8,8 +8,7 @@ import { join, relative, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { REPO_ROOT, serviceCommand } from "../cli/src/stack.ts";
-import { CONFIG_ENV, loadConfig } from "../shared/src/config.ts";
-import { SERVICES, subjects, type ServiceName } from "../shared/src/subjects.ts";
+import { CONFIG_ENV, SERVICES, loadConfig, subjects, type ServiceName } from "@faultline/shared";
 
 interface ComposeHealthcheck {
   test?: string | string[];

@@ -5,7 +5,7 @@
  * (pager.uffd.waitQueue), whose costs are parameters; without it the designs run about even.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -5,7 +5,7 @@ import { classify } from "../services/api/src/errors.ts";
 import {
   ERROR_CATALOGUE, FaultlineError, KVM_ERRNOS, KvmErrnoError, NatsServerError, NoRespondersError, NotFoundError, RemoteError, RequestTimeoutError,
   StateError, ValidationError, errnoOf, httpStatusOf,
-} from "../shared/src/index.ts";
+} from "@faultline/shared";
 import { renderErrorTable } from "./errors-table.ts";
 
 const root = join(import.meta.dirname, "..");

@@ -3,7 +3,7 @@
  * the file. A row's check is derived from its cited kernel or QEMU source.
  */
 import { describe, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { ROWS } from "./golden/rows.ts";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 

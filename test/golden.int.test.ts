@@ -4,7 +4,7 @@
  * expectations and their citations (kernel functions, docs/ pages) live in the cases.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario, type Result } from "../shared/src/index.ts";
+import { parseScenario, type Result } from "@faultline/shared";
 import { CASES } from "./golden/cases.ts";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 

@@ -5,7 +5,7 @@
  * page-fault messages the handler reads first, and the fills for those land while it is unread.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -4,7 +4,7 @@
  * No nats-server: the same service definitions, host lifecycle and run driver, another transport.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { Result } from "../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import { completed, startMemoryStack, type MemoryStack } from "./helpers/memory-stack.ts";
 import { seedScenario } from "./helpers/stack.ts";
 import { STALL_END_MS, expectPre62, planned } from "./helpers/seed-expect.ts";

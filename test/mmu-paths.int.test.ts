@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { RunView } from "../cli/src/index.ts";
-import { parseScenario, type Result } from "../shared/src/index.ts";
+import { parseScenario, type Result } from "@faultline/shared";
 import { httpError, runToEnd, useTestStack, waitFor } from "./helpers/stack.ts";
 
 const t = useTestStack();

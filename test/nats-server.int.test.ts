@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { startNatsServer, type NatsServer } from "../cli/src/nats-server.ts";
-import { closeNats, connectNats } from "../shared/src/index.ts";
+import { closeNats, connectNats } from "@faultline/shared";
 
 type Conn = Awaited<ReturnType<typeof connectNats>>;
 async function js<T>(nc: Conn, subject: string, body: unknown): Promise<T> {

@@ -3,7 +3,7 @@
  * narrow link makes concurrent faults queue, and lost fetches are re-sent until every vCPU finishes.
  */
 import { describe, expect, it } from "vitest";
-import { PAGE_SIZE, parseScenario, type Result } from "../shared/src/index.ts";
+import { PAGE_SIZE, parseScenario, type Result } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

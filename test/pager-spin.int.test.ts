@@ -5,7 +5,7 @@
  * retried at once and each pass through `handle_userfault` queues another UFFD_EVENT_PAGEFAULT.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario, type Result } from "../shared/src/index.ts";
+import { parseScenario, type Result } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { formatResult, formatSideBySide } from "../cli/src/summary.ts";
-import type { Result } from "../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import { STALL_END_MS, planned } from "./helpers/seed-expect.ts";
 import { httpError, runToEnd, seedScenario, useTestStack, waitFor } from "./helpers/stack.ts";
 

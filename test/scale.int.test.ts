@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../cli/src/index.ts";
-import { FAULTLINE_MAX_ACCESSES, parseScenario } from "../shared/src/index.ts";
+import { FAULTLINE_MAX_ACCESSES, parseScenario } from "@faultline/shared";
 import { buildWorkload } from "../services/vcpu/src/workload.ts";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 

@@ -4,7 +4,7 @@
  * QEMU's pause_all_vcpus / resume_all_vcpus, one record per cycle). Orderings, never ms windows.
  */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

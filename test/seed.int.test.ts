@@ -3,7 +3,7 @@
  * through the HTTP API. Bounds are generous (shared 2-core machines): "far below the 2000 ms stall".
  */
 import { describe, expect, it } from "vitest";
-import type { Result } from "../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";
 import { STALL_END_MS, expectPre62, planned } from "./helpers/seed-expect.ts";
 

@@ -1,6 +1,6 @@
 /** Issue 3's must-show for the non-tdp sites, end to end through the real services. */
 import { describe, expect, it } from "vitest";
-import { parseScenarioText, type Result } from "../shared/src/index.ts";
+import { parseScenarioText, type Result } from "@faultline/shared";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runToEnd, seedScenario, useTestStack } from "./helpers/stack.ts";

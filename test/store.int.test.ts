@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startNatsServer, type NatsServer } from "../cli/src/nats-server.ts";
-import { closeNats, connectNats, parseScenario, ValidationError } from "../shared/src/index.ts";
+import { closeNats, connectNats, parseScenario, ValidationError } from "@faultline/shared";
 import { MemoryRunStore, openRunStore, StoreError, type RunRecord, type RunStore } from "../services/api/src/store.ts";
 
 type Line = { level: number; msg: string; [k: string]: unknown };

@@ -7,7 +7,7 @@ import { Type } from "@sinclair/typebox";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { ReqStream, closeNats, connectNats, request, serve, transportEvents, type GiveUpEvent } from "../shared/src/index.ts";
+import { ReqStream, closeNats, connectNats, request, serve, transportEvents, type GiveUpEvent } from "@faultline/shared";
 
 const log = pino({ level: "silent" });
 let a: NatsConnection;

@@ -1,6 +1,6 @@
 /** The uffd surface configured from a scenario, end to end through the real services. */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

@@ -1,6 +1,6 @@
 /** Workloads over 1, 4 and 16 vCPUs, sequential and random, through the real services. */
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

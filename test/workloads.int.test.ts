@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { resolveScenarioFiles } from "../cli/src/scenario-files.ts";
-import { parseLackey, parseScenario } from "../shared/src/index.ts";
+import { parseLackey, parseScenario } from "@faultline/shared";
 import { runToEnd, useTestStack } from "./helpers/stack.ts";
 
 const t = useTestStack();

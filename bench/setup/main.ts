@@ -21,7 +21,7 @@ import { readFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { ApiClient, startStack } from "../../cli/src/index.ts";
 import { fileURLToPath } from "node:url";
-import { PageSet, parseScenario } from "../../shared/src/index.ts";
+import { PageSet, parseScenario } from "@faultline/shared";
 import { Mmu } from "../../services/mmu/src/mmu.ts";
 import { Uffd } from "../../services/pager/src/uffd.ts";
 import { Vcpu, type VcpuPorts } from "../../services/vcpu/src/vcpu.ts";

@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { pino } from "pino";
 import { startNatsServer } from "../../cli/src/nats-server.ts";
-import { closeNats, connectNats, parseScenario } from "../../shared/src/index.ts";
+import { closeNats, connectNats, parseScenario } from "@faultline/shared";
 import { openRunStore, type RunRecord, type RunStore } from "../../services/api/src/store.ts";
 
 const { values: o } = parseArgs({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { assembleResult } from "../../services/api/src/result.ts";
-import { parseScenario } from "../../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { formatResult } from "./summary.ts";
 
 /** a result with no reports (partial), then the fields the test names */

@@ -8,7 +8,7 @@
  * Every case: postcopy paused from the start for longer than the run; SIGUSR1 at 300 ms, then
  * pause_all_vcpus at 350 ms; the run ends at 1200 ms, inside the stall. A second run sends SIGKILL at 300 ms instead.
  */
-import type { Result } from "../../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 
 export type Usr1 =
   /** woken at once: KVM_EXIT_INTR well before the page could arrive */

@@ -2,7 +2,7 @@
  * Golden rows (see rows.ts) for the mmu side. Each check follows from the kernel functions the row
  * cites, not from what Faultline printed before.
  */
-import type { Result } from "../../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import type { RowCase } from "./rows.ts";
 
 const fail = (msg: string): never => {

@@ -4,7 +4,7 @@
  * classes (kernel/signal.c). Each check states what the cited source implies, not what Faultline prints.
  */
 import { expect } from "vitest";
-import type { Result } from "../../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import type { RowCase } from "./rows.ts";
 
 /** the page source is silent from 100 ms to 2100 ms (postcopy paused) */

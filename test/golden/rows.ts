@@ -4,7 +4,7 @@
  * `test/golden-rows.int.test.ts` runs them on the real services; the README's second table is
  * rendered from them (table.ts). Cases live by area, one file each.
  */
-import type { Result } from "../../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 import { MMU_ROWS } from "./rows-mmu.ts";
 import { PAGER_ROWS } from "./rows-pager.ts";
 import { SIGNAL_ROWS } from "./rows-signals.ts";

@@ -3,7 +3,7 @@
  * Tasks, PauseController) and direct calls where the services use NATS. Page fetches are released
  * by the test (`release(gfn)`), so the wake rules are tested by ordering, never by time.
  */
-import { parseScenario, type Profile, type SignalMaskMode, type SignalName, type Site } from "../../shared/src/index.ts";
+import { parseScenario, type Profile, type SignalMaskMode, type SignalName, type Site } from "@faultline/shared";
 import { Mmu } from "../../services/mmu/src/index.ts";
 import { Uffd, type UffdConfig } from "../../services/pager/src/index.ts";
 import { PauseController, Tasks, type PendingChange } from "../../services/signals/src/index.ts";

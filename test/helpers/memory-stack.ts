@@ -3,7 +3,7 @@
  * `hostService` (one instance each, the same lifecycle, leases and heartbeats as the processes) and
  * the api's RunManager on a memory run store. No nats-server, no child processes, no HTTP.
  */
-import { MemoryBus, createLogger, hostService, loadConfig, type HostedService, type Result, type Scenario, type ServiceDefinition, type VmState } from "../../shared/src/index.ts";
+import { MemoryBus, createLogger, hostService, loadConfig, type HostedService, type Result, type Scenario, type ServiceDefinition, type VmState } from "@faultline/shared";
 import { vcpuService } from "../../services/vcpu/src/index.ts";
 import { mmuService } from "../../services/mmu/src/index.ts";
 import { pagerService } from "../../services/pager/src/index.ts";

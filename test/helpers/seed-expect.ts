@@ -1,6 +1,6 @@
 /** What the seed scenario must show, whatever carries it (NATS or the in-memory bus). */
 import { expect } from "vitest";
-import type { Result } from "../../shared/src/index.ts";
+import type { Result } from "@faultline/shared";
 
 /** The page source is silent until then (the seed's stall ends at 2100 ms). */
 export const STALL_END_MS = 2100;

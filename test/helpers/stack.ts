@@ -1,7 +1,7 @@
 /** Test helpers: a real stack (five service processes) on the suite's NATS, and an API client. */
 import { afterAll, beforeAll, inject } from "vitest";
 import { ApiClient, ApiError, startStack, type RunView, type Stack } from "../../cli/src/index.ts";
-import { parseScenario, type Result } from "../../shared/src/index.ts";
+import { parseScenario, type Result } from "@faultline/shared";
 
 export interface TestStack {
   stack: Stack;

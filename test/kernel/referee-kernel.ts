@@ -9,7 +9,7 @@ import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { FaultlineError } from "../../shared/src/index.ts";
+import { FaultlineError } from "@faultline/shared";
 
 const run = promisify(execFile);
 

@@ -5,7 +5,7 @@
  * page was filled. A second run sends SIGKILL instead.
  */
 import type { ApiClient } from "../../cli/src/index.ts";
-import { parseScenario, type Profile, type Result, type SignalName, type Site, type WaitState } from "../../shared/src/index.ts";
+import { parseScenario, type Profile, type Result, type SignalName, type Site, type WaitState } from "@faultline/shared";
 import type { Measure } from "./referee-kernel.ts";
 
 export const SIGNAL_AT_MS = 300;

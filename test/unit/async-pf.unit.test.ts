@@ -1,7 +1,7 @@
 /** Async page faults (docs/faults.md), through the real Vcpu + Mmu + Uffd logic. */
 import { describe, expect, it } from "vitest";
 import { ASYNC_PF_PER_VCPU, Mmu } from "../../services/mmu/src/index.ts";
-import { parseScenario } from "../../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { harness, until } from "../helpers/inproc.ts";
 
 describe("async page faults (docs/faults.md)", () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { PauseLog, demandPaging } from "../../services/vcpu/src/demand-paging.ts";
 import { formatResult } from "../../cli/src/summary.ts";
-import { summarize, type Result } from "../../shared/src/index.ts";
+import { summarize, type Result } from "@faultline/shared";
 
 describe("demand paging", () => {
   it("demand paging - without pauses: time to the last vCPU's last page, rate = pages per vCPU / time, overall = rate × nr_vcpus", () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LiveVcpus, joinVcpu } from "../../services/api/src/live.ts";
 import { Userfaultfd } from "../../services/pager/src/userfaultfd.ts";
 import { stateCounts } from "../../cli/src/progress.ts";
-import { Linger, ManualClock, setClock, type WaitState } from "../../shared/src/index.ts";
+import { Linger, ManualClock, setClock, type WaitState } from "@faultline/shared";
 
 let clock: ManualClock;
 let restore: () => void;

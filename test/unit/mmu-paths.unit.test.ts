@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { kvmRun } from "../../services/vcpu/src/kvm-run.ts";
 import { VcpuTask } from "../../services/vcpu/src/task.ts";
 import { buildWorkload } from "../../services/vcpu/src/workload.ts";
-import { parseScenario, type FaultReply } from "../../shared/src/index.ts";
+import { parseScenario, type FaultReply } from "@faultline/shared";
 
 const reply = (ret: FaultReply["ret"], path: FaultReply["path"]): FaultReply => ({ ret, path, sleeps: 0, fatal: false, spinMs: 0 });
 

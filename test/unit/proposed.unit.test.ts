@@ -3,7 +3,7 @@
  * `kvm-userfault` (James Houghton, `KVM_MEM_USERFAULT`), with the VMM's KVM_EXIT_MEMORY_FAULT handling.
  */
 import { describe, expect, it } from "vitest";
-import { KVM_MEMORY_EXIT_FLAG_USERFAULT, PROPOSED_PROFILES } from "../../shared/src/index.ts";
+import { KVM_MEMORY_EXIT_FLAG_USERFAULT, PROPOSED_PROFILES } from "@faultline/shared";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
 describe("proposed designs (docs/profiles.md)", () => {

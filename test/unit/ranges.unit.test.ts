@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseScenario } from "../../shared/src/index.ts";
+import { parseScenario } from "@faultline/shared";
 import { Mmu, ZAP_CHUNK } from "../../services/mmu/src/mmu.ts";
 import { Uffd } from "../../services/pager/src/uffd.ts";
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { assembleResult, verdict, type Reports } from "../../services/api/src/result.ts";
-import { parseScenario, summarize, type Incident, type ServiceTestbed, type VcpuReport } from "../../shared/src/index.ts";
+import { parseScenario, summarize, type Incident, type ServiceTestbed, type VcpuReport } from "@faultline/shared";
 
 const scenario = parseScenario({ vm: { vcpus: 2 }, workload: { pagesPerVcpu: 8 } });
 const T0 = 1_000_000;

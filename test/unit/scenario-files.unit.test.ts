@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseScenarioText } from "../../shared/src/index.ts";
+import { parseScenarioText } from "@faultline/shared";
 
 const DIR = join(import.meta.dirname, "..", "..", "scenarios");
 const README = readFileSync(join(import.meta.dirname, "..", "..", "README.md"), "utf8");

@@ -2,7 +2,7 @@ import { Value } from "@sinclair/typebox/value";
 import { describe, expect, it } from "vitest";
 import {
   DequeueReq, MmuCountersSchema, MmuReport, ResultSchema, SignalExitOutcomeSchema, SignalOutcomeSchema, SignalRecordSchema,
-} from "../../shared/src/index.ts";
+} from "@faultline/shared";
 
 const OUTCOMES = SignalExitOutcomeSchema.anyOf.map((l) => l.const);
 const record = (outcome: unknown) => ({ vcpu: 0, signal: "SIGUSR1", source: "plan", sentAtMs: 1, outcome, exitAtMs: null, via: null, latencyUs: null });

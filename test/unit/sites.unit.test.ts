@@ -3,7 +3,7 @@
  * stay uninterruptible by ordinary signals), each through the real Vcpu + Mmu + Uffd + Tasks logic, ordered by the test.
  */
 import { describe, expect, it } from "vitest";
-import { PROFILES } from "../../shared/src/index.ts";
+import { PROFILES } from "@faultline/shared";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
 describe("sites (docs/faults.md)", () => {
@@ -82,7 +82,7 @@ describe("sites (docs/faults.md)", () => {
     const h = harness("6.13", { pages: 4 });
     h.close();
     const { buildWorkload } = await import("../../services/vcpu/src/index.ts");
-    const { parseScenario } = await import("../../shared/src/index.ts");
+    const { parseScenario } = await import("@faultline/shared");
     const s = parseScenario({ workload: { pagesPerVcpu: 1000, site: { tdp: 0.9, emulated: 0.1 } } });
     const a = buildWorkload(s, 0).toArray();
     const emulated = a.filter((x) => x.site === "emulated").length;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { formatResult } from "../../cli/src/summary.ts";
 import { assembleResult } from "../../services/api/src/result.ts";
-import { parseScenario, summarize, type Result } from "../../shared/src/index.ts";
+import { parseScenario, summarize, type Result } from "@faultline/shared";
 
 const base = (): Result =>
   assembleResult(

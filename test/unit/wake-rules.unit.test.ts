@@ -3,7 +3,7 @@
  * through the real Vcpu + Mmu + Uffd + Tasks logic. Kernel rules cited by the kernel function they come from.
  */
 import { describe, expect, it } from "vitest";
-import { MERGED_PROFILES } from "../../shared/src/index.ts";
+import { MERGED_PROFILES } from "@faultline/shared";
 import { harness, settle, until } from "../helpers/inproc.ts";
 
 describe("wake rules (docs/signals.md)", () => {

@@ -6,7 +6,7 @@ import { kvmRun } from "../../services/vcpu/src/kvm-run.ts";
 import { hotPages, zipfCdf } from "../../services/vcpu/src/patterns.ts";
 import { VcpuTask } from "../../services/vcpu/src/task.ts";
 import { buildWorkload } from "../../services/vcpu/src/workload.ts";
-import { FaultlineError, ValidationError, parseLackey, parseScenario, type FaultReply } from "../../shared/src/index.ts";
+import { FaultlineError, ValidationError, parseLackey, parseScenario, type FaultReply } from "@faultline/shared";
 
 const FIXTURE = join(import.meta.dirname, "..", "fixtures", "lackey-ls.txt");
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { guestGfns, parseScenario, prng, shuffle, SITES, type Scenario } from "../../shared/src/index.ts";
+import { guestGfns, parseScenario, prng, shuffle, SITES, type Scenario } from "@faultline/shared";
 import { BUILD_SLICE, Workload, buildWorkload } from "../../services/vcpu/src/workload.ts";
 
 /** The one-object-per-access build the compact one replaces: every vCPU's pages from a walk over all gfns. */
